@@ -1,0 +1,5 @@
+"""rift_checker."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
