@@ -1,0 +1,681 @@
+"""The replica manager: every partition replica on one broker, as a sans-IO core.
+
+Theory of operation
+-------------------
+The controller's committed metadata says, per partition, who the replicas are, who
+leads at which leader epoch and who is in sync. :meth:`ReplicaManager.apply`
+reconciles this broker with it:
+
+===========================  ===================================================
+this broker is ...           it becomes ...
+===========================  ===================================================
+the leader, at a new epoch   leader: answers produce and fetch, tracks the ISR
+                             (:class:`LeaderPartition`); appends are stamped
+                             with the epoch; pending produces of an older
+                             leadership fail with NOT_LEADER_OR_FOLLOWER
+a replica led by another     follower: asks the leader where its own latest
+                             epoch ends (:class:`EpochQuery`), truncates there
+                             (:func:`truncation_offset`), then pulls
+                             (:class:`ReplicaFetchRequest`) from its log end
+a replica with no leader     idle: serves nothing, fetches nothing
+===========================  ===================================================
+
+Durability comes first: the leader counts toward the high watermark only what it
+has fsynced, and a follower fetches the next offset only after fsyncing what it
+appended, so its fetch offset is a promise of durable data. A produce with acks=1
+is answered once the leader's fsync covers it, acks=all once the high watermark
+does (:class:`AckDecision`); fsyncs are requested with :class:`NeedFlush` effects
+and reported back through :meth:`on_flushed`.
+
+Producer state (idempotence) is kept on every replica, leader or follower, from the
+headers of the batches it appends, so a new leader dedups a retried batch that its
+predecessor appended.
+
+An empty replica fetch is parked on the leader until data arrives or
+``replica_fetch_wait_ms`` passes, so idle followers do not spin. A follower whose
+request got no answer within ``request_timeout_ms`` sends it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rift_broker.errors import KafkaError
+from rift_broker.log import LogError, PartitionLog
+from rift_broker.producer_state import Duplicate, ProducerStateTable
+from rift_broker.records import InvalidBatchError, iter_batches, parse_header
+from rift_broker.replication._follower import EpochEndOffset, FollowerPartition, truncation_offset
+from rift_broker.replication._leader import AckDecision, LeaderPartition
+from rift_broker.replication.messages import (
+    FENCED_LEADER_EPOCH,
+    KAFKA_STORAGE_ERROR,
+    NONE,
+    NOT_ENOUGH_REPLICAS,
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    NOT_LEADER_OR_FOLLOWER,
+    OFFSET_OUT_OF_RANGE,
+    UNKNOWN_LEADER_EPOCH,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    Effect,
+    EpochAnswer,
+    EpochQuery,
+    NeedFlush,
+    Observed,
+    PartitionAssignment,
+    PeerMessage,
+    ProduceDone,
+    ProposeIsr,
+    ReplicaFetchRequest,
+    ReplicaFetchResponse,
+    SendToPeer,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplicationConfig:
+    replica_lag_time_max_ms: int = 10_000
+    replica_fetch_max_bytes: int = 1 << 20
+    replica_fetch_wait_ms: int = 500
+    request_timeout_ms: int = 3_000
+
+    def __post_init__(self) -> None:
+        for name in ("replica_lag_time_max_ms", "replica_fetch_max_bytes", "request_timeout_ms"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.replica_fetch_wait_ms < 0:
+            raise ValueError("replica_fetch_wait_ms must be >= 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadResult:
+    error: int
+    records: bytes = b""
+    high_watermark: int = -1
+    log_start_offset: int = -1
+    log_end_offset: int = -1
+
+
+@dataclass(slots=True, kw_only=True)
+class _Waiter:
+    request_id: int
+    last_offset: int
+    base_offset: int
+    acks: int
+
+
+@dataclass(slots=True)
+class _Replica:
+    assignment: PartitionAssignment
+    log: PartitionLog
+    producers: ProducerStateTable
+    leader: LeaderPartition | None = None
+    follower: FollowerPartition | None = None
+    waiters: list[_Waiter] = field(default_factory=list)
+    parked: list[tuple[ReplicaFetchRequest, int]] = field(default_factory=list)
+    flushing: bool = False
+    flush_again: bool = False
+    inflight_deadline: int | None = None
+    last_hw: int = -1
+
+
+OpenLog = Callable[[str, int], tuple[PartitionLog, ProducerStateTable]]
+
+
+class ReplicaManager:
+    """Every replica this broker holds. All methods return effects for the driver."""
+
+    def __init__(
+        self, *, node_id: int, open_log: OpenLog, config: ReplicationConfig | None = None
+    ) -> None:
+        self.node_id = node_id
+        self._open_log = open_log
+        self.config = config or ReplicationConfig()
+        self._replicas: dict[tuple[str, int], _Replica] = {}
+
+    # -- metadata ----------------------------------------------------------------
+
+    def apply(self, assignment: PartitionAssignment, *, now_ms: int) -> list[Effect]:
+        """Reconcile one partition with the controller's committed view of it."""
+        key = (assignment.topic, assignment.partition)
+        replica = self._replicas.get(key)
+        if self.node_id not in assignment.replicas:
+            return self._fail_waiters(replica, NOT_LEADER_OR_FOLLOWER) if replica else []
+        if replica is None:
+            log, producers = self._open_log(assignment.topic, assignment.partition)
+            replica = _Replica(assignment=assignment, log=log, producers=producers)
+            self._replicas[key] = replica
+        old = replica.assignment
+        replica.assignment = assignment
+        out: list[Effect] = []
+        if assignment.leader == self.node_id:
+            if (
+                replica.leader is not None
+                and replica.leader.leader_epoch == assignment.leader_epoch
+            ):
+                if assignment.partition_epoch > replica.leader.partition_epoch:
+                    replica.leader.min_insync_replicas = assignment.min_insync_replicas
+                    if replica.leader.apply_isr(
+                        isr=assignment.isr, partition_epoch=assignment.partition_epoch
+                    ):
+                        out += self._hw_moved(replica, now_ms)
+                    out += self._complete_waiters(replica)
+                return out
+            out += self._fail_waiters(replica, NOT_LEADER_OR_FOLLOWER)
+            known_hw = self._high_watermark(replica)
+            replica.follower = None
+            replica.leader = LeaderPartition(
+                topic=assignment.topic,
+                partition=assignment.partition,
+                node=self.node_id,
+                leader_epoch=assignment.leader_epoch,
+                partition_epoch=assignment.partition_epoch,
+                replicas=assignment.replicas,
+                isr=assignment.isr,
+                log_end_offset=replica.log.flushed_offset,
+                high_watermark=known_hw,
+                min_insync_replicas=assignment.min_insync_replicas,
+                replica_lag_time_max_ms=self.config.replica_lag_time_max_ms,
+                now_ms=now_ms,
+            )
+            out.append(self._observe_leader(replica))
+            out += self._hw_moved(replica, now_ms)  # a single-replica ISR commits at once
+            if replica.log.log_end_offset > replica.log.flushed_offset:
+                out += self._request_flush(replica)
+            return out
+        same_leader = (
+            replica.follower is not None
+            and old.leader == assignment.leader
+            and replica.follower.leader_epoch == assignment.leader_epoch
+        )
+        if same_leader:
+            return out
+        out += self._fail_waiters(replica, NOT_LEADER_OR_FOLLOWER)
+        replica.leader = None
+        replica.parked.clear()
+        replica.follower = None
+        replica.inflight_deadline = None
+        if assignment.leader is None:
+            return out
+        replica.follower = FollowerPartition(
+            topic=assignment.topic,
+            partition=assignment.partition,
+            leader=assignment.leader,
+            leader_epoch=assignment.leader_epoch,
+            log_end_offset=replica.log.log_end_offset,
+        )
+        replica.follower.high_watermark = min(replica.last_hw, replica.log.log_end_offset)
+        return out + self._start_following(replica, now_ms)
+
+    # -- produce -----------------------------------------------------------------
+
+    def produce(
+        self, *, request_id: int, topic: str, partition: int, batch: bytes, acks: int, now_ms: int
+    ) -> list[Effect]:
+        """Append one batch as leader. The answer comes as a :class:`ProduceDone`."""
+        replica = self._replicas.get((topic, partition))
+
+        def done(error: int, base: int = -1) -> list[Effect]:
+            if acks == 0:
+                return []
+            start = replica.log.log_start_offset if replica is not None else -1
+            return [
+                ProduceDone(
+                    request_id=request_id,
+                    topic=topic,
+                    partition=partition,
+                    error=error,
+                    base_offset=base,
+                    log_start_offset=start,
+                )
+            ]
+
+        if replica is None:
+            return done(UNKNOWN_TOPIC_OR_PARTITION)
+        leader = replica.leader
+        if leader is None:
+            return done(NOT_LEADER_OR_FOLLOWER)
+        if acks == -1 and not leader.can_accept_acks_all():
+            return done(NOT_ENOUGH_REPLICAS)
+        try:
+            header = parse_header(batch)
+            verdict = replica.producers.check(
+                producer_id=header.producer_id,
+                epoch=header.producer_epoch,
+                base_sequence=header.base_sequence,
+                last_offset_delta=header.last_offset_delta,
+            )
+            if isinstance(verdict, Duplicate):
+                base, last = verdict.base_offset, verdict.last_offset
+            else:
+                info = replica.log.append(batch, leader_epoch=leader.leader_epoch, now_ms=now_ms)
+                base, last = info.base_offset, info.last_offset
+                replica.producers.record(
+                    producer_id=header.producer_id,
+                    epoch=header.producer_epoch,
+                    base_sequence=header.base_sequence,
+                    last_offset_delta=header.last_offset_delta,
+                    base_offset=base,
+                    last_offset=last,
+                )
+        except KafkaError as error:
+            return done(error.code)
+        except InvalidBatchError:
+            return done(2)  # CORRUPT_MESSAGE
+        except LogError as error:
+            return done(getattr(error, "code", KAFKA_STORAGE_ERROR))
+        out: list[Effect] = []
+        if acks != 0:
+            replica.waiters.append(
+                _Waiter(request_id=request_id, last_offset=last, base_offset=base, acks=acks)
+            )
+        out += self._request_flush(replica)
+        out += self._unpark(replica, now_ms)
+        out += self._complete_waiters(replica)
+        return out
+
+    def on_flushed(self, *, topic: str, partition: int, now_ms: int) -> list[Effect]:
+        """The fsync asked for by a :class:`NeedFlush` has completed."""
+        replica = self._replicas.get((topic, partition))
+        if replica is None:
+            return []
+        replica.flushing = False
+        out: list[Effect] = []
+        if replica.flush_again:
+            replica.flush_again = False
+            out += self._request_flush(replica)
+        if replica.leader is not None:
+            if replica.leader.on_local_append(log_end_offset=replica.log.flushed_offset):
+                out += self._hw_moved(replica, now_ms)
+            out += self._complete_waiters(replica)
+        elif replica.follower is not None and replica.inflight_deadline is None:
+            out += self._fetch(replica, now_ms)
+        return out
+
+    def on_flush_failed(self, *, topic: str, partition: int) -> list[Effect]:
+        """The log is stopped: nothing it holds can be promised any more."""
+        replica = self._replicas.get((topic, partition))
+        return self._fail_waiters(replica, KAFKA_STORAGE_ERROR) if replica else []
+
+    # -- peers ---------------------------------------------------------------------
+
+    def receive(self, message: PeerMessage, *, now_ms: int) -> list[Effect]:
+        if isinstance(message, ReplicaFetchRequest):
+            return self._on_fetch_request(message, now_ms)
+        if isinstance(message, ReplicaFetchResponse):
+            return self._on_fetch_response(message, now_ms)
+        if isinstance(message, EpochQuery):
+            return [SendToPeer(message=self._answer_epoch(message))]
+        return self._on_epoch_answer(message, now_ms)
+
+    def tick(self, *, now_ms: int) -> list[Effect]:
+        out: list[Effect] = []
+        for replica in self._replicas.values():
+            leader = replica.leader
+            if leader is not None:
+                change = leader.tick(now_ms=now_ms)
+                if change is not None:
+                    out.append(ProposeIsr(change=change))
+                due = [(r, d) for r, d in replica.parked if d <= now_ms]
+                if due:
+                    replica.parked = [(r, d) for r, d in replica.parked if d > now_ms]
+                    out += [SendToPeer(message=self._fetch_response(replica, r)) for r, _ in due]
+            elif replica.follower is not None:
+                deadline = replica.inflight_deadline
+                if deadline is not None and deadline <= now_ms:
+                    replica.inflight_deadline = None
+                    out += self._start_following(replica, now_ms)
+        return out
+
+    def next_deadline(self, *, now_ms: int) -> int:
+        """The latest time by which :meth:`tick` must run again."""
+        deadlines = [now_ms + max(self.config.replica_lag_time_max_ms // 4, 1)]
+        for replica in self._replicas.values():
+            deadlines.extend(d for _, d in replica.parked)
+            if replica.inflight_deadline is not None:
+                deadlines.append(replica.inflight_deadline)
+        return min(deadlines)
+
+    def reject_isr_change(self, *, topic: str, partition: int) -> None:
+        replica = self._replicas.get((topic, partition))
+        if replica is not None and replica.leader is not None:
+            replica.leader.reject_pending()
+
+    # -- reads -------------------------------------------------------------------
+
+    def read(self, *, topic: str, partition: int, offset: int, max_bytes: int) -> ReadResult:
+        """A consumer fetch: leader only, never past the high watermark."""
+        replica = self._replicas.get((topic, partition))
+        if replica is None:
+            return ReadResult(error=UNKNOWN_TOPIC_OR_PARTITION)
+        if replica.leader is None:
+            return ReadResult(error=NOT_LEADER_OR_FOLLOWER)
+        log, hw = replica.log, replica.leader.high_watermark
+        if offset < log.log_start_offset or offset > log.log_end_offset:
+            return ReadResult(
+                error=OFFSET_OUT_OF_RANGE,
+                high_watermark=hw,
+                log_start_offset=log.log_start_offset,
+                log_end_offset=log.log_end_offset,
+            )
+        records = log.read(offset, max_bytes=max_bytes, max_offset=hw) if offset < hw else b""
+        return ReadResult(
+            error=NONE,
+            records=records,
+            high_watermark=hw,
+            log_start_offset=log.log_start_offset,
+            log_end_offset=log.log_end_offset,
+        )
+
+    def high_watermark(self, topic: str, partition: int) -> int | None:
+        replica = self._replicas.get((topic, partition))
+        return None if replica is None else self._high_watermark(replica)
+
+    def is_leader(self, topic: str, partition: int) -> bool:
+        replica = self._replicas.get((topic, partition))
+        return replica is not None and replica.leader is not None
+
+    def log(self, topic: str, partition: int) -> PartitionLog | None:
+        replica = self._replicas.get((topic, partition))
+        return None if replica is None else replica.log
+
+    def assignment(self, topic: str, partition: int) -> PartitionAssignment | None:
+        replica = self._replicas.get((topic, partition))
+        return None if replica is None else replica.assignment
+
+    def partitions(self) -> list[tuple[str, int]]:
+        return list(self._replicas)
+
+    # -- leader side ---------------------------------------------------------------
+
+    def _on_fetch_request(self, request: ReplicaFetchRequest, now_ms: int) -> list[Effect]:
+        replica = self._replicas.get((request.topic, request.partition))
+        error = self._check_epoch(replica, request.leader_epoch)
+        if error == NONE and replica is not None and request.src not in replica.assignment.replicas:
+            error = NOT_LEADER_OR_FOLLOWER
+        if error != NONE or replica is None or replica.leader is None:
+            return [SendToPeer(message=self._fetch_error(request, error))]
+        leader, log = replica.leader, replica.log
+        if request.fetch_offset > log.log_end_offset or request.fetch_offset < log.log_start_offset:
+            return [SendToPeer(message=self._fetch_error(request, OFFSET_OUT_OF_RANGE))]
+        out: list[Effect] = []
+        moved, change = leader.on_follower_fetch(
+            follower=request.src, fetch_offset=request.fetch_offset, now_ms=now_ms
+        )
+        if change is not None:
+            out.append(ProposeIsr(change=change))
+        if moved:
+            out += self._hw_moved(replica, now_ms)
+            out += self._complete_waiters(replica)
+        if request.fetch_offset >= log.log_end_offset and self.config.replica_fetch_wait_ms > 0:
+            replica.parked.append((request, now_ms + self.config.replica_fetch_wait_ms))
+            return out
+        return [*out, SendToPeer(message=self._fetch_response(replica, request))]
+
+    def _fetch_response(
+        self, replica: _Replica, request: ReplicaFetchRequest
+    ) -> ReplicaFetchResponse:
+        leader, log = replica.leader, replica.log
+        if leader is None:
+            return self._fetch_error(request, NOT_LEADER_OR_FOLLOWER)
+        records = b""
+        if log.log_start_offset <= request.fetch_offset < log.log_end_offset:
+            records = log.read(request.fetch_offset, max_bytes=request.max_bytes)
+        return ReplicaFetchResponse(
+            src=self.node_id,
+            dst=request.src,
+            topic=request.topic,
+            partition=request.partition,
+            leader_epoch=leader.leader_epoch,
+            error=NONE,
+            high_watermark=leader.high_watermark,
+            log_start_offset=log.log_start_offset,
+            records=records,
+        )
+
+    def _fetch_error(self, request: ReplicaFetchRequest, error: int) -> ReplicaFetchResponse:
+        return ReplicaFetchResponse(
+            src=self.node_id,
+            dst=request.src,
+            topic=request.topic,
+            partition=request.partition,
+            leader_epoch=request.leader_epoch,
+            error=error,
+            high_watermark=-1,
+            log_start_offset=-1,
+            records=b"",
+        )
+
+    def _answer_epoch(self, query: EpochQuery) -> EpochAnswer:
+        replica = self._replicas.get((query.topic, query.partition))
+        error = self._check_epoch(replica, query.leader_epoch)
+        epoch, end = -1, -1
+        if error == NONE and replica is not None:
+            epoch, end = replica.log.end_offset_for_epoch(query.epoch)
+        return EpochAnswer(
+            src=self.node_id,
+            dst=query.src,
+            topic=query.topic,
+            partition=query.partition,
+            leader_epoch=query.leader_epoch,
+            error=error,
+            epoch=epoch,
+            end_offset=end,
+        )
+
+    def _check_epoch(self, replica: _Replica | None, epoch: int) -> int:
+        if replica is None:
+            return UNKNOWN_TOPIC_OR_PARTITION
+        if replica.leader is None:
+            return NOT_LEADER_OR_FOLLOWER
+        if epoch < replica.leader.leader_epoch:
+            return FENCED_LEADER_EPOCH
+        if epoch > replica.leader.leader_epoch:
+            return UNKNOWN_LEADER_EPOCH
+        return NONE
+
+    def _unpark(self, replica: _Replica, now_ms: int) -> list[Effect]:
+        parked, replica.parked = replica.parked, []
+        return [SendToPeer(message=self._fetch_response(replica, r)) for r, _ in parked]
+
+    def _complete_waiters(self, replica: _Replica) -> list[Effect]:
+        leader = replica.leader
+        if leader is None or not replica.waiters:
+            return []
+        out: list[Effect] = []
+        waiting: list[_Waiter] = []
+        for w in replica.waiters:
+            if w.acks == 1:
+                ready = replica.log.flushed_offset > w.last_offset
+                error = NONE
+            else:
+                decision = leader.ack_decision(last_offset=w.last_offset)
+                ready = decision is not AckDecision.WAIT
+                error = NONE if decision is AckDecision.ACK else NOT_ENOUGH_REPLICAS_AFTER_APPEND
+            if not ready:
+                waiting.append(w)
+                continue
+            out.append(
+                ProduceDone(
+                    request_id=w.request_id,
+                    topic=replica.assignment.topic,
+                    partition=replica.assignment.partition,
+                    error=error,
+                    base_offset=w.base_offset if error == NONE else -1,
+                    log_start_offset=replica.log.log_start_offset,
+                )
+            )
+        replica.waiters = waiting
+        return out
+
+    def _fail_waiters(self, replica: _Replica, error: int) -> list[Effect]:
+        waiters, replica.waiters = replica.waiters, []
+        return [
+            ProduceDone(
+                request_id=w.request_id,
+                topic=replica.assignment.topic,
+                partition=replica.assignment.partition,
+                error=error,
+            )
+            for w in waiters
+        ]
+
+    # -- follower side -------------------------------------------------------------
+
+    def _start_following(self, replica: _Replica, now_ms: int) -> list[Effect]:
+        follower = replica.follower
+        assert follower is not None
+        follower.truncated = False
+        latest = replica.log.latest_epoch
+        if latest is None:
+            if replica.log.log_end_offset == replica.log.log_start_offset:
+                follower.on_truncated(log_end_offset=replica.log.log_end_offset)
+                return self._fetch(replica, now_ms)
+            latest = -1
+        replica.inflight_deadline = now_ms + self.config.request_timeout_ms
+        query = EpochQuery(
+            src=self.node_id,
+            dst=follower.leader,
+            topic=follower.topic,
+            partition=follower.partition,
+            leader_epoch=follower.leader_epoch,
+            epoch=latest,
+        )
+        return [SendToPeer(message=query)]
+
+    def _on_epoch_answer(self, answer: EpochAnswer, now_ms: int) -> list[Effect]:
+        replica = self._replicas.get((answer.topic, answer.partition))
+        if replica is None or replica.follower is None:
+            return []
+        follower = replica.follower
+        if answer.src != follower.leader or answer.leader_epoch != follower.leader_epoch:
+            return []  # an answer to a question of an earlier leadership
+        if follower.truncated:
+            return []
+        if answer.error != NONE:
+            return []  # retried when the request deadline passes
+        log = replica.log
+        target = truncation_offset(
+            local_log_end_offset=log.log_end_offset,
+            answer=EpochEndOffset(epoch=answer.epoch, end_offset=answer.end_offset),
+            local_end_for_epoch=lambda e: _epoch_end(log, e),
+        )
+        target = max(target, log.log_start_offset)
+        if target < log.log_end_offset:
+            log.truncate_to(target)
+            replica.producers.truncate_to(log.log_end_offset)
+        follower.on_truncated(log_end_offset=log.log_end_offset)
+        replica.inflight_deadline = None
+        return self._fetch(replica, now_ms)
+
+    def _fetch(self, replica: _Replica, now_ms: int) -> list[Effect]:
+        follower = replica.follower
+        assert follower is not None
+        # Only what is durable here is offered to the leader as replicated.
+        offset = replica.log.flushed_offset
+        if replica.log.log_end_offset > offset:
+            return self._request_flush(replica)
+        replica.inflight_deadline = (
+            now_ms + self.config.request_timeout_ms + self.config.replica_fetch_wait_ms
+        )
+        request = ReplicaFetchRequest(
+            src=self.node_id,
+            dst=follower.leader,
+            topic=follower.topic,
+            partition=follower.partition,
+            leader_epoch=follower.leader_epoch,
+            fetch_offset=offset,
+            max_bytes=self.config.replica_fetch_max_bytes,
+        )
+        return [SendToPeer(message=request)]
+
+    def _on_fetch_response(self, response: ReplicaFetchResponse, now_ms: int) -> list[Effect]:
+        replica = self._replicas.get((response.topic, response.partition))
+        if replica is None or replica.follower is None:
+            return []
+        follower = replica.follower
+        if response.src != follower.leader or response.leader_epoch != follower.leader_epoch:
+            return []
+        if not follower.truncated or replica.inflight_deadline is None:
+            return []  # a duplicate or late answer
+        replica.inflight_deadline = None
+        if response.error != NONE:
+            # Wait for newer metadata, then retry on the request timeout.
+            replica.inflight_deadline = now_ms + self.config.request_timeout_ms
+            return []
+        log = replica.log
+        out: list[Effect] = []
+        if response.records:
+            try:
+                batches = list(iter_batches(response.records))
+                first = batches[0][1].base_offset if batches else log.log_end_offset
+                if first != log.log_end_offset:
+                    # An answer to an older request: ask again from where we are.
+                    return self._fetch(replica, now_ms)
+                log.append_replicated(response.records, now_ms=now_ms)
+            except (LogError, InvalidBatchError):
+                replica.inflight_deadline = now_ms + self.config.request_timeout_ms
+                return []
+            for _, header in batches:
+                replica.producers.record(
+                    producer_id=header.producer_id,
+                    epoch=header.producer_epoch,
+                    base_sequence=header.base_sequence,
+                    last_offset_delta=header.last_offset_delta,
+                    base_offset=header.base_offset,
+                    last_offset=header.last_offset,
+                )
+        follower.on_fetched(
+            log_end_offset=log.log_end_offset, leader_high_watermark=response.high_watermark
+        )
+        replica.last_hw = follower.high_watermark
+        out += self._fetch(replica, now_ms)
+        return out
+
+    # -- shared ----------------------------------------------------------------------
+
+    def _request_flush(self, replica: _Replica) -> list[Effect]:
+        if replica.flushing:
+            replica.flush_again = True
+            return []
+        replica.flushing = True
+        return [NeedFlush(topic=replica.assignment.topic, partition=replica.assignment.partition)]
+
+    def _high_watermark(self, replica: _Replica) -> int:
+        if replica.leader is not None:
+            return replica.leader.high_watermark
+        if replica.follower is not None:
+            return replica.follower.high_watermark
+        return max(replica.last_hw, 0)
+
+    def _hw_moved(self, replica: _Replica, now_ms: int) -> list[Effect]:
+        leader = replica.leader
+        if leader is None or leader.high_watermark == replica.last_hw:
+            return []
+        replica.last_hw = leader.high_watermark
+        return [
+            Observed(
+                kind="high-watermark",
+                topic=replica.assignment.topic,
+                partition=replica.assignment.partition,
+                value={
+                    "offset": leader.high_watermark,
+                    "epoch": leader.leader_epoch,
+                    "node": self.node_id,
+                },
+            )
+        ]
+
+    def _observe_leader(self, replica: _Replica) -> Observed:
+        assert replica.leader is not None
+        return Observed(
+            kind="leader",
+            topic=replica.assignment.topic,
+            partition=replica.assignment.partition,
+            value={"epoch": replica.leader.leader_epoch, "node": self.node_id},
+        )
+
+
+def _epoch_end(log: PartitionLog, epoch: int) -> EpochEndOffset:
+    found, end = log.end_offset_for_epoch(epoch)
+    return EpochEndOffset(epoch=found, end_offset=end)

@@ -1,0 +1,280 @@
+"""Replica managers of three brokers, wired by a deterministic in-test router.
+
+The test plays the controller: it commits ISR changes proposed with the current
+leader epoch and partition epoch, and elects leaders from the ISR on demand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+
+import pytest
+
+from rift_broker.log import LogConfig, PartitionLog
+from rift_broker.producer_state import ProducerStateTable
+from rift_broker.records import build_batch, iter_batches, iter_records
+from rift_broker.replication.manager import ReplicaManager, ReplicationConfig
+from rift_broker.replication.messages import (
+    NONE,
+    NOT_ENOUGH_REPLICAS,
+    NOT_LEADER_OR_FOLLOWER,
+    Effect,
+    NeedFlush,
+    Observed,
+    PartitionAssignment,
+    ProduceDone,
+    ProposeIsr,
+    SendToPeer,
+)
+from rift_broker.storage import MemoryStorage
+
+T, P = "t", 0
+CONFIG = ReplicationConfig(replica_lag_time_max_ms=1000, replica_fetch_wait_ms=200)
+
+
+class Cluster:
+    def __init__(self, nodes=(1, 2, 3), *, min_isr: int = 2) -> None:
+        self.now = 0
+        self.disks = {n: MemoryStorage() for n in nodes}
+        self.managers = {n: self._manager(n) for n in nodes}
+        self.assignment = PartitionAssignment(
+            topic=T,
+            partition=P,
+            replicas=tuple(nodes),
+            isr=tuple(nodes),
+            leader=nodes[0],
+            leader_epoch=0,
+            partition_epoch=0,
+            min_insync_replicas=min_isr,
+        )
+        self.queue: deque[tuple[int, Effect]] = deque()
+        self.done: dict[int, ProduceDone] = {}
+        self.cut: set[int] = set()  # nodes whose peer traffic is dropped
+        self.observed: list[Observed] = []
+        self.next_request = 0
+        self.publish()
+
+    def _manager(self, node: int) -> ReplicaManager:
+        def open_log(topic: str, partition: int):
+            log = PartitionLog.open(
+                f"/n{node}/{topic}-{partition}",
+                config=LogConfig(),
+                storage=self.disks[node],
+                now_ms=self.now,
+            )
+            return log, ProducerStateTable()
+
+        return ReplicaManager(node_id=node, open_log=open_log, config=CONFIG)
+
+    def publish(self) -> None:
+        for node, manager in self.managers.items():
+            self.push(node, manager.apply(self.assignment, now_ms=self.now))
+        self.drain()
+
+    def push(self, node: int, effects: list[Effect]) -> None:
+        self.queue.extend((node, e) for e in effects)
+
+    def drain(self, limit: int = 10_000) -> None:
+        for _ in range(limit):
+            if not self.queue:
+                return
+            node, effect = self.queue.popleft()
+            manager = self.managers[node]
+            if isinstance(effect, SendToPeer):
+                m = effect.message
+                if m.src in self.cut or m.dst in self.cut:
+                    continue
+                self.push(m.dst, self.managers[m.dst].receive(m, now_ms=self.now))
+            elif isinstance(effect, NeedFlush):
+                log = manager.log(effect.topic, effect.partition)
+                assert log is not None
+                log.flush()
+                self.push(
+                    node,
+                    manager.on_flushed(
+                        topic=effect.topic, partition=effect.partition, now_ms=self.now
+                    ),
+                )
+            elif isinstance(effect, ProduceDone):
+                assert effect.request_id not in self.done, "answered twice"
+                self.done[effect.request_id] = effect
+            elif isinstance(effect, ProposeIsr):
+                change = effect.change
+                a = self.assignment
+                if (change.leader_epoch, change.partition_epoch) == (
+                    a.leader_epoch,
+                    a.partition_epoch,
+                ):
+                    self.assignment = dataclasses.replace(
+                        a, isr=change.isr, partition_epoch=a.partition_epoch + 1
+                    )
+                    self.publish()
+                else:
+                    manager.reject_isr_change(topic=T, partition=P)
+            elif isinstance(effect, Observed):
+                self.observed.append(effect)
+        raise AssertionError("effects did not settle")
+
+    def advance(self, ms: int, step: int = 50) -> None:
+        end = self.now + ms
+        while self.now < end:
+            self.now += step
+            for node, manager in self.managers.items():
+                if node not in self.cut:
+                    self.push(node, manager.tick(now_ms=self.now))
+            self.drain()
+
+    def produce(self, node: int, values: list[bytes], *, acks: int = -1, **batch_args) -> int:
+        self.next_request += 1
+        rid = self.next_request
+        batch = build_batch(values, **batch_args)
+        self.push(
+            node,
+            self.managers[node].produce(
+                request_id=rid, topic=T, partition=P, batch=batch, acks=acks, now_ms=self.now
+            ),
+        )
+        self.drain()
+        return rid
+
+    def elect(self, leader: int) -> None:
+        a = self.assignment
+        assert leader in a.isr, "unclean election"
+        self.assignment = dataclasses.replace(
+            a, leader=leader, leader_epoch=a.leader_epoch + 1, partition_epoch=a.partition_epoch + 1
+        )
+        self.publish()
+
+    def values(self, node: int, *, upto_hw: bool = False) -> list[bytes]:
+        log = self.managers[node].log(T, P)
+        assert log is not None
+        limit = self.managers[node].high_watermark(T, P) if upto_hw else None
+        data = (
+            log.read(log.log_start_offset, max_bytes=1 << 30, max_offset=limit)
+            if log.log_end_offset
+            else b""
+        )
+        out = []
+        for position, header in iter_batches(data):
+            if limit is not None and header.base_offset >= limit:
+                break
+            out.extend(r.value for r in iter_records(data, position))
+        return out
+
+
+def test_acks_all_is_answered_once_every_isr_member_holds_it() -> None:
+    c = Cluster()
+    rid = c.produce(1, [b"a", b"b"])
+    c.advance(100)
+    assert c.done[rid].error == NONE
+    assert c.done[rid].base_offset == 0
+    assert c.managers[1].high_watermark(T, P) == 2
+    assert c.values(2) == c.values(3) == [b"a", b"b"]
+
+
+def test_a_cut_follower_is_dropped_from_the_isr_and_acks_all_proceeds() -> None:
+    c = Cluster()
+    c.cut.add(3)
+    rid = c.produce(1, [b"x"])
+    c.advance(200)
+    assert rid not in c.done  # node 3 is still in the ISR and has not fetched it
+    c.advance(1500)
+    assert c.assignment.isr == (1, 2)
+    assert c.done[rid].error == NONE
+    c.cut.clear()  # it comes back, catches up, and rejoins
+    c.advance(2000)
+    assert c.assignment.isr == (1, 2, 3)
+    assert c.values(3) == [b"x"]
+
+
+def test_below_min_isr_acks_all_is_refused_before_appending() -> None:
+    c = Cluster(min_isr=2)
+    c.cut.update({2, 3})
+    c.advance(2000)
+    assert c.assignment.isr == (1,)
+    rid = c.produce(1, [b"never"])
+    assert c.done[rid].error == NOT_ENOUGH_REPLICAS
+    assert c.values(1) == []
+
+
+def test_failover_truncates_the_old_leaders_unreplicated_tail() -> None:
+    c = Cluster()
+    ok = c.produce(1, [b"committed"])
+    c.advance(100)
+    assert c.done[ok].error == NONE
+    c.cut.update({2, 3})  # node 1 keeps appending, nobody receives it
+    lost = c.produce(1, [b"divergent-1", b"divergent-2"])
+    assert lost not in c.done
+    c.cut.clear()
+    c.cut.add(1)
+    c.elect(2)  # node 1 is gone; 2 leads epoch 1
+    assert c.done[lost].error == NOT_LEADER_OR_FOLLOWER  # the old leader gave up on it
+    after = c.produce(2, [b"new"])
+    c.advance(2000)
+    assert c.done[after].error == NONE
+    c.cut.clear()
+    c.advance(2000)  # node 1 learns it follows 2, asks where epoch 0 ends, truncates
+    assert c.values(1) == c.values(2) == c.values(3) == [b"committed", b"new"]
+    assert set(c.assignment.isr) == {1, 2, 3}
+
+
+def test_stale_leader_epoch_fetches_are_fenced() -> None:
+    c = Cluster()
+    c.produce(1, [b"a"])
+    c.advance(100)
+    c.elect(2)
+    c.advance(200)
+    leaders = {(o.value["node"], o.value["epoch"]) for o in c.observed if o.kind == "leader"}
+    assert leaders == {(1, 0), (2, 1)}
+    assert not c.managers[1].is_leader(T, P)
+    rid = c.produce(1, [b"zombie"])
+    assert c.done[rid].error == NOT_LEADER_OR_FOLLOWER
+
+
+def test_idempotent_retry_after_failover_gets_the_original_offset() -> None:
+    c = Cluster()
+    idem = dict(producer_id=7, producer_epoch=0, base_sequence=0)
+    first = c.produce(1, [b"once"], **idem)
+    c.advance(100)
+    assert c.done[first].base_offset == 0
+    c.elect(2)
+    retry = c.produce(2, [b"once"], **idem)
+    c.advance(100)
+    assert c.done[retry].error == NONE
+    assert c.done[retry].base_offset == 0
+    assert c.values(2) == [b"once"]
+
+
+def test_high_watermark_never_moves_back_across_leaders() -> None:
+    c = Cluster()
+    for i in range(5):
+        c.produce(1, [f"v{i}".encode()])
+        c.advance(60)
+    c.elect(2)
+    for i in range(5, 8):
+        c.produce(2, [f"v{i}".encode()])
+        c.advance(60)
+    by_epoch: dict[int, list[int]] = {}
+    for o in c.observed:
+        if o.kind == "high-watermark":
+            by_epoch.setdefault(o.value["epoch"], []).append(o.value["offset"])
+    for offsets in by_epoch.values():
+        assert offsets == sorted(offsets)
+    assert max(by_epoch[1]) == 8
+    # A follower learns the HW from its next fetch response, a round later.
+    assert c.managers[3].high_watermark(T, P) == 7
+    c.advance(500)
+    assert c.managers[3].high_watermark(T, P) == 8
+    assert c.values(3, upto_hw=True) == [f"v{i}".encode() for i in range(8)]
+
+
+@pytest.mark.parametrize("acks", [0, 1])
+def test_acks_0_and_1_do_not_wait_for_followers(acks: int) -> None:
+    c = Cluster()
+    c.cut.update({2, 3})
+    rid = c.produce(1, [b"q"], acks=acks)
+    if acks == 0:
+        assert rid not in c.done
+    else:
+        assert c.done[rid].error == NONE
