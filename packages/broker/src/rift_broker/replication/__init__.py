@@ -18,8 +18,15 @@ from rift_broker.replication._leader import (
     LeaderPartition,
     ReplicaProgress,
 )
+from rift_broker.replication._state import ReadResult, ReplicationConfig
+from rift_broker.replication.manager import ReplicaManager
+from rift_broker.replication.messages import PartitionAssignment
 
 __all__ = [
+    "ReplicaManager",
+    "ReplicationConfig",
+    "ReadResult",
+    "PartitionAssignment",
     "LeaderPartition",
     "ReplicaProgress",
     "IsrChange",

@@ -38,30 +38,30 @@ request got no answer within ``request_timeout_ms`` sends it again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
 from rift_broker.errors import KafkaError
 from rift_broker.log import LogError, PartitionLog
-from rift_broker.producer_state import Duplicate, ProducerStateTable
-from rift_broker.records import InvalidBatchError, iter_batches, parse_header
-from rift_broker.replication._follower import EpochEndOffset, FollowerPartition, truncation_offset
-from rift_broker.replication._leader import AckDecision, LeaderPartition
+from rift_broker.producer_state import Duplicate
+from rift_broker.records import InvalidBatchError, parse_header
+from rift_broker.replication._follower import FollowerPartition
+from rift_broker.replication._following import FollowerSide
+from rift_broker.replication._leader import LeaderPartition
+from rift_broker.replication._serving import LeaderSide
+from rift_broker.replication._state import (
+    OpenLog,
+    ReadResult,
+    Replica,
+    ReplicationConfig,
+    Waiter,
+)
 from rift_broker.replication.messages import (
-    FENCED_LEADER_EPOCH,
     KAFKA_STORAGE_ERROR,
     NONE,
     NOT_ENOUGH_REPLICAS,
-    NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     NOT_LEADER_OR_FOLLOWER,
     OFFSET_OUT_OF_RANGE,
-    UNKNOWN_LEADER_EPOCH,
     UNKNOWN_TOPIC_OR_PARTITION,
     Effect,
-    EpochAnswer,
     EpochQuery,
-    NeedFlush,
-    Observed,
     PartitionAssignment,
     PeerMessage,
     ProduceDone,
@@ -72,57 +72,7 @@ from rift_broker.replication.messages import (
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReplicationConfig:
-    replica_lag_time_max_ms: int = 10_000
-    replica_fetch_max_bytes: int = 1 << 20
-    replica_fetch_wait_ms: int = 500
-    request_timeout_ms: int = 3_000
-
-    def __post_init__(self) -> None:
-        for name in ("replica_lag_time_max_ms", "replica_fetch_max_bytes", "request_timeout_ms"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
-        if self.replica_fetch_wait_ms < 0:
-            raise ValueError("replica_fetch_wait_ms must be >= 0")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReadResult:
-    error: int
-    records: bytes = b""
-    high_watermark: int = -1
-    log_start_offset: int = -1
-    log_end_offset: int = -1
-
-
-@dataclass(slots=True, kw_only=True)
-class _Waiter:
-    request_id: int
-    last_offset: int
-    base_offset: int
-    acks: int
-
-
-@dataclass(slots=True)
-class _Replica:
-    assignment: PartitionAssignment
-    log: PartitionLog
-    producers: ProducerStateTable
-    leader: LeaderPartition | None = None
-    follower: FollowerPartition | None = None
-    waiters: list[_Waiter] = field(default_factory=list)
-    parked: list[tuple[ReplicaFetchRequest, int]] = field(default_factory=list)
-    flushing: bool = False
-    flush_again: bool = False
-    inflight_deadline: int | None = None
-    last_hw: int = -1
-
-
-OpenLog = Callable[[str, int], tuple[PartitionLog, ProducerStateTable]]
-
-
-class ReplicaManager:
+class ReplicaManager(LeaderSide, FollowerSide):
     """Every replica this broker holds. All methods return effects for the driver."""
 
     def __init__(
@@ -131,7 +81,7 @@ class ReplicaManager:
         self.node_id = node_id
         self._open_log = open_log
         self.config = config or ReplicationConfig()
-        self._replicas: dict[tuple[str, int], _Replica] = {}
+        self._replicas: dict[tuple[str, int], Replica] = {}
 
     # -- metadata ----------------------------------------------------------------
 
@@ -143,7 +93,7 @@ class ReplicaManager:
             return self._fail_waiters(replica, NOT_LEADER_OR_FOLLOWER) if replica else []
         if replica is None:
             log, producers = self._open_log(assignment.topic, assignment.partition)
-            replica = _Replica(assignment=assignment, log=log, producers=producers)
+            replica = Replica(assignment=assignment, log=log, producers=producers)
             self._replicas[key] = replica
         old = replica.assignment
         replica.assignment = assignment
@@ -267,7 +217,7 @@ class ReplicaManager:
         out: list[Effect] = []
         if acks != 0:
             replica.waiters.append(
-                _Waiter(request_id=request_id, last_offset=last, base_offset=base, acks=acks)
+                Waiter(request_id=request_id, last_offset=last, base_offset=base, acks=acks)
             )
         out += self._request_flush(replica)
         out += self._unpark(replica, now_ms)
@@ -385,297 +335,3 @@ class ReplicaManager:
 
     def partitions(self) -> list[tuple[str, int]]:
         return list(self._replicas)
-
-    # -- leader side ---------------------------------------------------------------
-
-    def _on_fetch_request(self, request: ReplicaFetchRequest, now_ms: int) -> list[Effect]:
-        replica = self._replicas.get((request.topic, request.partition))
-        error = self._check_epoch(replica, request.leader_epoch)
-        if error == NONE and replica is not None and request.src not in replica.assignment.replicas:
-            error = NOT_LEADER_OR_FOLLOWER
-        if error != NONE or replica is None or replica.leader is None:
-            return [SendToPeer(message=self._fetch_error(request, error))]
-        leader, log = replica.leader, replica.log
-        if request.fetch_offset > log.log_end_offset or request.fetch_offset < log.log_start_offset:
-            return [SendToPeer(message=self._fetch_error(request, OFFSET_OUT_OF_RANGE))]
-        out: list[Effect] = []
-        moved, change = leader.on_follower_fetch(
-            follower=request.src, fetch_offset=request.fetch_offset, now_ms=now_ms
-        )
-        if change is not None:
-            out.append(ProposeIsr(change=change))
-        if moved:
-            out += self._hw_moved(replica, now_ms)
-            out += self._complete_waiters(replica)
-        if request.fetch_offset >= log.log_end_offset and self.config.replica_fetch_wait_ms > 0:
-            replica.parked.append((request, now_ms + self.config.replica_fetch_wait_ms))
-            return out
-        return [*out, SendToPeer(message=self._fetch_response(replica, request))]
-
-    def _fetch_response(
-        self, replica: _Replica, request: ReplicaFetchRequest
-    ) -> ReplicaFetchResponse:
-        leader, log = replica.leader, replica.log
-        if leader is None:
-            return self._fetch_error(request, NOT_LEADER_OR_FOLLOWER)
-        records = b""
-        if log.log_start_offset <= request.fetch_offset < log.log_end_offset:
-            records = log.read(request.fetch_offset, max_bytes=request.max_bytes)
-        return ReplicaFetchResponse(
-            src=self.node_id,
-            dst=request.src,
-            topic=request.topic,
-            partition=request.partition,
-            leader_epoch=leader.leader_epoch,
-            error=NONE,
-            high_watermark=leader.high_watermark,
-            log_start_offset=log.log_start_offset,
-            records=records,
-        )
-
-    def _fetch_error(self, request: ReplicaFetchRequest, error: int) -> ReplicaFetchResponse:
-        return ReplicaFetchResponse(
-            src=self.node_id,
-            dst=request.src,
-            topic=request.topic,
-            partition=request.partition,
-            leader_epoch=request.leader_epoch,
-            error=error,
-            high_watermark=-1,
-            log_start_offset=-1,
-            records=b"",
-        )
-
-    def _answer_epoch(self, query: EpochQuery) -> EpochAnswer:
-        replica = self._replicas.get((query.topic, query.partition))
-        error = self._check_epoch(replica, query.leader_epoch)
-        epoch, end = -1, -1
-        if error == NONE and replica is not None:
-            epoch, end = replica.log.end_offset_for_epoch(query.epoch)
-        return EpochAnswer(
-            src=self.node_id,
-            dst=query.src,
-            topic=query.topic,
-            partition=query.partition,
-            leader_epoch=query.leader_epoch,
-            error=error,
-            epoch=epoch,
-            end_offset=end,
-        )
-
-    def _check_epoch(self, replica: _Replica | None, epoch: int) -> int:
-        if replica is None:
-            return UNKNOWN_TOPIC_OR_PARTITION
-        if replica.leader is None:
-            return NOT_LEADER_OR_FOLLOWER
-        if epoch < replica.leader.leader_epoch:
-            return FENCED_LEADER_EPOCH
-        if epoch > replica.leader.leader_epoch:
-            return UNKNOWN_LEADER_EPOCH
-        return NONE
-
-    def _unpark(self, replica: _Replica, now_ms: int) -> list[Effect]:
-        parked, replica.parked = replica.parked, []
-        return [SendToPeer(message=self._fetch_response(replica, r)) for r, _ in parked]
-
-    def _complete_waiters(self, replica: _Replica) -> list[Effect]:
-        leader = replica.leader
-        if leader is None or not replica.waiters:
-            return []
-        out: list[Effect] = []
-        waiting: list[_Waiter] = []
-        for w in replica.waiters:
-            if w.acks == 1:
-                ready = replica.log.flushed_offset > w.last_offset
-                error = NONE
-            else:
-                decision = leader.ack_decision(last_offset=w.last_offset)
-                ready = decision is not AckDecision.WAIT
-                error = NONE if decision is AckDecision.ACK else NOT_ENOUGH_REPLICAS_AFTER_APPEND
-            if not ready:
-                waiting.append(w)
-                continue
-            out.append(
-                ProduceDone(
-                    request_id=w.request_id,
-                    topic=replica.assignment.topic,
-                    partition=replica.assignment.partition,
-                    error=error,
-                    base_offset=w.base_offset if error == NONE else -1,
-                    log_start_offset=replica.log.log_start_offset,
-                )
-            )
-        replica.waiters = waiting
-        return out
-
-    def _fail_waiters(self, replica: _Replica, error: int) -> list[Effect]:
-        waiters, replica.waiters = replica.waiters, []
-        return [
-            ProduceDone(
-                request_id=w.request_id,
-                topic=replica.assignment.topic,
-                partition=replica.assignment.partition,
-                error=error,
-            )
-            for w in waiters
-        ]
-
-    # -- follower side -------------------------------------------------------------
-
-    def _start_following(self, replica: _Replica, now_ms: int) -> list[Effect]:
-        follower = replica.follower
-        assert follower is not None
-        follower.truncated = False
-        latest = replica.log.latest_epoch
-        if latest is None:
-            if replica.log.log_end_offset == replica.log.log_start_offset:
-                follower.on_truncated(log_end_offset=replica.log.log_end_offset)
-                return self._fetch(replica, now_ms)
-            latest = -1
-        replica.inflight_deadline = now_ms + self.config.request_timeout_ms
-        query = EpochQuery(
-            src=self.node_id,
-            dst=follower.leader,
-            topic=follower.topic,
-            partition=follower.partition,
-            leader_epoch=follower.leader_epoch,
-            epoch=latest,
-        )
-        return [SendToPeer(message=query)]
-
-    def _on_epoch_answer(self, answer: EpochAnswer, now_ms: int) -> list[Effect]:
-        replica = self._replicas.get((answer.topic, answer.partition))
-        if replica is None or replica.follower is None:
-            return []
-        follower = replica.follower
-        if answer.src != follower.leader or answer.leader_epoch != follower.leader_epoch:
-            return []  # an answer to a question of an earlier leadership
-        if follower.truncated:
-            return []
-        if answer.error != NONE:
-            return []  # retried when the request deadline passes
-        log = replica.log
-        target = truncation_offset(
-            local_log_end_offset=log.log_end_offset,
-            answer=EpochEndOffset(epoch=answer.epoch, end_offset=answer.end_offset),
-            local_end_for_epoch=lambda e: _epoch_end(log, e),
-        )
-        target = max(target, log.log_start_offset)
-        if target < log.log_end_offset:
-            log.truncate_to(target)
-            replica.producers.truncate_to(log.log_end_offset)
-        follower.on_truncated(log_end_offset=log.log_end_offset)
-        replica.inflight_deadline = None
-        return self._fetch(replica, now_ms)
-
-    def _fetch(self, replica: _Replica, now_ms: int) -> list[Effect]:
-        follower = replica.follower
-        assert follower is not None
-        # Only what is durable here is offered to the leader as replicated.
-        offset = replica.log.flushed_offset
-        if replica.log.log_end_offset > offset:
-            return self._request_flush(replica)
-        replica.inflight_deadline = (
-            now_ms + self.config.request_timeout_ms + self.config.replica_fetch_wait_ms
-        )
-        request = ReplicaFetchRequest(
-            src=self.node_id,
-            dst=follower.leader,
-            topic=follower.topic,
-            partition=follower.partition,
-            leader_epoch=follower.leader_epoch,
-            fetch_offset=offset,
-            max_bytes=self.config.replica_fetch_max_bytes,
-        )
-        return [SendToPeer(message=request)]
-
-    def _on_fetch_response(self, response: ReplicaFetchResponse, now_ms: int) -> list[Effect]:
-        replica = self._replicas.get((response.topic, response.partition))
-        if replica is None or replica.follower is None:
-            return []
-        follower = replica.follower
-        if response.src != follower.leader or response.leader_epoch != follower.leader_epoch:
-            return []
-        if not follower.truncated or replica.inflight_deadline is None:
-            return []  # a duplicate or late answer
-        replica.inflight_deadline = None
-        if response.error != NONE:
-            # Wait for newer metadata, then retry on the request timeout.
-            replica.inflight_deadline = now_ms + self.config.request_timeout_ms
-            return []
-        log = replica.log
-        out: list[Effect] = []
-        if response.records:
-            try:
-                batches = list(iter_batches(response.records))
-                first = batches[0][1].base_offset if batches else log.log_end_offset
-                if first != log.log_end_offset:
-                    # An answer to an older request: ask again from where we are.
-                    return self._fetch(replica, now_ms)
-                log.append_replicated(response.records, now_ms=now_ms)
-            except (LogError, InvalidBatchError):
-                replica.inflight_deadline = now_ms + self.config.request_timeout_ms
-                return []
-            for _, header in batches:
-                replica.producers.record(
-                    producer_id=header.producer_id,
-                    epoch=header.producer_epoch,
-                    base_sequence=header.base_sequence,
-                    last_offset_delta=header.last_offset_delta,
-                    base_offset=header.base_offset,
-                    last_offset=header.last_offset,
-                )
-        follower.on_fetched(
-            log_end_offset=log.log_end_offset, leader_high_watermark=response.high_watermark
-        )
-        replica.last_hw = follower.high_watermark
-        out += self._fetch(replica, now_ms)
-        return out
-
-    # -- shared ----------------------------------------------------------------------
-
-    def _request_flush(self, replica: _Replica) -> list[Effect]:
-        if replica.flushing:
-            replica.flush_again = True
-            return []
-        replica.flushing = True
-        return [NeedFlush(topic=replica.assignment.topic, partition=replica.assignment.partition)]
-
-    def _high_watermark(self, replica: _Replica) -> int:
-        if replica.leader is not None:
-            return replica.leader.high_watermark
-        if replica.follower is not None:
-            return replica.follower.high_watermark
-        return max(replica.last_hw, 0)
-
-    def _hw_moved(self, replica: _Replica, now_ms: int) -> list[Effect]:
-        leader = replica.leader
-        if leader is None or leader.high_watermark == replica.last_hw:
-            return []
-        replica.last_hw = leader.high_watermark
-        return [
-            Observed(
-                kind="high-watermark",
-                topic=replica.assignment.topic,
-                partition=replica.assignment.partition,
-                value={
-                    "offset": leader.high_watermark,
-                    "epoch": leader.leader_epoch,
-                    "node": self.node_id,
-                },
-            )
-        ]
-
-    def _observe_leader(self, replica: _Replica) -> Observed:
-        assert replica.leader is not None
-        return Observed(
-            kind="leader",
-            topic=replica.assignment.topic,
-            partition=replica.assignment.partition,
-            value={"epoch": replica.leader.leader_epoch, "node": self.node_id},
-        )
-
-
-def _epoch_end(log: PartitionLog, epoch: int) -> EpochEndOffset:
-    found, end = log.end_offset_for_epoch(epoch)
-    return EpochEndOffset(epoch=found, end_offset=end)
