@@ -1,0 +1,326 @@
+"""For every check: a small history with exactly that anomaly, and a near miss without it."""
+
+from __future__ import annotations
+
+from rift_checker import CheckConfig
+from rift_checker.testing import HistoryBuilder
+
+
+def _only(b: HistoryBuilder, *names: str, config: CheckConfig | None = None):
+    result = b.check(config=config)
+    assert result.anomalies == dict.fromkeys(names, 1), [c.explanation for c in result.cases()]
+    assert result.valid is False
+    return result
+
+
+def _valid(b: HistoryBuilder):
+    result = b.check()
+    assert result.anomalies == {}, [c.explanation for c in result.cases()]
+    assert result.valid is True
+    return result
+
+
+def test_lost_write():
+    b = HistoryBuilder()
+    a = b.send(process=0, value="a", offset=0)
+    b.send(process=0, value="b", offset=1)
+    final = b.final_read(records={"t/0": [(1, "b")]})
+    (case,) = _only(b, "lost-write").cases("lost-write")
+    assert case.ops == (a, final)
+    assert "'a'" in case.explanation
+    assert "offset 0" in case.explanation
+
+
+def test_no_lost_write_when_every_ack_is_read():
+    b = HistoryBuilder()
+    b.send(process=0, value="a", offset=0)
+    b.send(process=0, value="b", offset=1)
+    b.final_read(records={"t/0": [(0, "a"), (1, "b")]})
+    _valid(b)
+
+
+def test_unseen():
+    b = HistoryBuilder()
+    b.send(process=0, value="a", offset=0)
+    w = b.send(process=0, value="b", offset=1)
+    b.final_read(records={"t/0": [(0, "a")]})
+    (case,) = _only(b, "unseen").cases("unseen")
+    assert case.ops == (w,)
+
+
+def test_unread_tail_without_final_read_is_unknown():
+    b = HistoryBuilder()
+    b.send(process=0, value="a", offset=0)
+    b.send(process=0, value="b", offset=1)
+    b.poll(process=1, records={"t/0": [(0, "a")]})
+    result = b.check()
+    assert result.valid == "unknown"
+    assert result.check("unseen").status == "unknown"
+    assert result.check("unseen").unknown == 1
+    assert result.unknown_reasons
+
+
+def test_duplicate():
+    b = HistoryBuilder()
+    a = b.send(process=0, value="a", offset=0)
+    final = b.final_read(records={"t/0": [(0, "a"), (1, "a")]})
+    (case,) = _only(b, "duplicate").cases("duplicate")
+    assert case.ops == (a, final)
+
+
+def test_duplicate_tolerated():
+    b = HistoryBuilder()
+    b.send(process=0, value="a", offset=0)
+    b.final_read(records={"t/0": [(0, "a"), (1, "a")]})
+    result = b.check(config=CheckConfig(tolerate=frozenset({"duplicate"})))
+    assert result.valid is True
+    assert result.check("duplicate").status == "tolerated"
+    assert result.anomalies == {"duplicate": 1}
+
+
+def test_inconsistent_offsets():
+    b = HistoryBuilder()
+    a = b.send(process=0, value="a", offset=0)
+    b.send(process=1, value="b", type="info")
+    poll = b.poll(process=2, records={"t/0": [(0, "b")]})
+    b.final_read(records={"t/0": [(0, "a")]})
+    (case,) = _only(b, "inconsistent-offsets").cases("inconsistent-offsets")
+    assert case.ops == (a, poll)
+
+
+def test_info_send_read_where_acked_nothing_is_fine():
+    b = HistoryBuilder()
+    b.send(process=1, value="b", type="info")
+    b.poll(process=2, records={"t/0": [(0, "b")]})
+    b.final_read(records={"t/0": [(0, "b")]})
+    _valid(b)
+
+
+def test_nonmonotonic_send_is_also_a_cycle():
+    # A process's later send landing before its earlier one contradicts process
+    # order, which is real-time order: both checks must say so.
+    b = HistoryBuilder()
+    a = b.send(process=0, value="a", offset=1)
+    c = b.send(process=0, value="c", offset=0)
+    b.final_read(records={"t/0": [(0, "c"), (1, "a")]})
+    result = _only(b, "nonmonotonic-send", "cycle")
+    assert result.cases("nonmonotonic-send")[0].ops == (a, c)
+
+
+def test_sends_of_one_process_to_two_partitions_are_independent():
+    b = HistoryBuilder()
+    b.send(process=0, value="a", partition=0, offset=5)
+    b.send(process=0, value="b", partition=1, offset=0)
+    b.final_read(records={"t/0": [(5, "a")], "t/1": [(0, "b")]})
+    _valid(b)
+
+
+def _three(b: HistoryBuilder) -> None:
+    for o, v in enumerate("abc"):
+        b.send(process=0, value=v, offset=o)
+
+
+FINAL = {"t/0": [(0, "a"), (1, "b"), (2, "c")]}
+
+
+def test_nonmonotonic_poll_within_one_poll():
+    b = HistoryBuilder()
+    _three(b)
+    poll = b.poll(process=1, records={"t/0": [(1, "b"), (0, "a")]})
+    b.final_read(records=FINAL)
+    (case,) = _only(b, "nonmonotonic-poll").cases("nonmonotonic-poll")
+    assert case.ops == (poll,)
+
+
+def test_nonmonotonic_poll_across_polls():
+    b = HistoryBuilder()
+    _three(b)
+    first = b.poll(process=1, records={"t/0": [(0, "a"), (1, "b")]})
+    second = b.poll(process=1, records={"t/0": [(1, "b"), (2, "c")]})
+    b.final_read(records=FINAL)
+    (case,) = _only(b, "nonmonotonic-poll").cases("nonmonotonic-poll")
+    assert case.ops == (first, second)
+
+
+def test_assign_resets_poll_position():
+    b = HistoryBuilder()
+    _three(b)
+    b.poll(process=1, records={"t/0": [(0, "a"), (1, "b")]})
+    b.invoke(process=1, f="assign", value={"topic": "t", "partitions": [0]})
+    b.complete(process=1)
+    b.poll(process=1, records={"t/0": [(0, "a")]})
+    b.invoke(process=1, f="subscribe", value={"topics": ["t"]})
+    b.complete(process=1)
+    b.poll(process=1, records={"t/0": [(2, "c")]})
+    b.final_read(records=FINAL)
+    _valid(b)
+
+
+def test_poll_skip_within_one_poll():
+    b = HistoryBuilder()
+    _three(b)
+    poll = b.poll(process=1, records={"t/0": [(0, "a"), (2, "c")]})
+    b.final_read(records=FINAL)
+    (case,) = _only(b, "poll-skip").cases("poll-skip")
+    assert case.ops == (poll, 2)  # op 2 is the send acked at offset 1
+    assert "offset 1" in case.explanation
+
+
+def test_poll_skip_across_polls():
+    b = HistoryBuilder()
+    _three(b)
+    first = b.poll(process=1, records={"t/0": [(0, "a")]})
+    second = b.poll(process=1, records={"t/0": [(2, "c")]})
+    b.final_read(records=FINAL)
+    (case,) = _only(b, "poll-skip").cases("poll-skip")
+    assert case.ops[:2] == (first, second)
+
+
+def test_gap_over_an_offset_with_no_known_value_is_not_a_skip():
+    b = HistoryBuilder()
+    b.send(process=0, value="a", offset=0)
+    b.send(process=0, value="c", offset=2)  # offset 1: a transaction marker, say
+    b.poll(process=1, records={"t/0": [(0, "a"), (2, "c")]})
+    b.final_read(records={"t/0": [(0, "a"), (2, "c")]})
+    _valid(b)
+
+
+def test_poll_skip_tolerated_under_subscribe():
+    b = HistoryBuilder()
+    _three(b)
+    b.poll(process=1, records={"t/0": [(0, "a"), (2, "c")]})
+    b.final_read(records=FINAL)
+    result = b.check(config=CheckConfig(tolerate=frozenset({"poll-skip"})))
+    assert result.valid is True
+
+
+def test_failed_write_read():
+    b = HistoryBuilder()
+    w = b.send(process=0, value="a", type="fail")
+    poll = b.poll(process=1, records={"t/0": [(0, "a")]})
+    b.final_read(records={"t/0": [(0, "a")]})
+    (case,) = _only(b, "failed-write-read").cases("failed-write-read")
+    assert case.ops == (w, poll)
+
+
+def test_failed_write_not_read_is_fine():
+    b = HistoryBuilder()
+    b.send(process=0, value="a", type="fail")
+    b.send(process=0, value="b", offset=0)
+    b.final_read(records={"t/0": [(0, "b")]})
+    _valid(b)
+
+
+def test_multiple_leaders():
+    b = HistoryBuilder()
+    first = b.leader(node="n1", epoch=1)
+    b.leader(node="n1", epoch=1)  # the same leader reported twice is fine
+    second = b.leader(node="n2", epoch=1)
+    (case,) = _only(b, "multiple-leaders").cases("multiple-leaders")
+    assert case.ops == (first, second)
+
+
+def test_new_leader_in_new_epoch_is_fine():
+    b = HistoryBuilder()
+    b.leader(node="n1", epoch=1)
+    b.leader(node="n2", epoch=2)
+    b.leader(node="n2", epoch=1, partition=1)
+    _valid(b)
+
+
+def test_hw_regression():
+    b = HistoryBuilder()
+    high = b.high_watermark(offset=5)
+    low = b.high_watermark(offset=3)
+    (case,) = _only(b, "hw-regression").cases("hw-regression")
+    assert case.ops == (high, low)
+
+
+def test_hw_rising_and_per_partition_is_fine():
+    b = HistoryBuilder()
+    b.high_watermark(offset=3)
+    b.high_watermark(offset=3)
+    b.high_watermark(offset=5)
+    b.high_watermark(offset=1, partition=1)
+    _valid(b)
+
+
+def test_cycle_log_order_against_real_time():
+    # T1 wrote x at offset 1 and completed; only then was T2 invoked, and the log
+    # put T2's y at offset 0, before x.
+    b = HistoryBuilder()
+    t1 = b.send(process=0, value="x", offset=1)
+    t2 = b.send(process=1, value="y", offset=0)
+    b.final_read(records={"t/0": [(0, "y"), (1, "x")]})
+    (case,) = _only(b, "cycle").cases("cycle")
+    assert set(case.ops) == {t1, t2}
+    assert len(case.steps) == 2
+    assert "write-write" in case.steps[0]
+    assert "real time" in case.steps[1]
+    assert all(" precedes " in s and " because " in s for s in case.steps)
+
+
+def test_cycle_read_from_the_future():
+    b = HistoryBuilder()
+    poll = b.poll(process=1, records={"t/0": [(0, "y")]})
+    w = b.send(process=0, value="y", offset=0)
+    b.final_read(records={"t/0": [(0, "y")]})
+    (case,) = _only(b, "cycle").cases("cycle")
+    assert case.ops == (w, poll)
+    assert "write-read" in case.steps[0]
+    assert "real time" in case.steps[1]
+
+
+def test_cycle_through_a_read_of_a_later_offset():
+    b = HistoryBuilder()
+    later = b.send(process=2, value="z", offset=1)
+    poll = b.poll(process=1, records={"t/0": [(1, "z")]})
+    w = b.send(process=0, value="y", offset=0)
+    b.final_read(records={"t/0": [(0, "y"), (1, "z")]})
+    (case,) = _only(b, "cycle").cases("cycle")
+    assert w in case.ops
+    assert later in case.ops or poll in case.ops
+
+
+def test_concurrent_sends_acked_in_any_order_are_fine():
+    b = HistoryBuilder()
+    b.invoke_send(process=0, value="x")
+    b.invoke_send(process=1, value="y")
+    b.complete_send(process=1, value="y", offset=1)
+    b.complete_send(process=0, value="x", offset=0)
+    b.poll(process=2, records={"t/0": [(0, "x"), (1, "y")]})
+    b.final_read(records={"t/0": [(0, "x"), (1, "y")]})
+    _valid(b)
+
+
+def test_checks_filter_skips_the_rest():
+    b = HistoryBuilder()
+    b.send(process=0, value="a", offset=0)
+    b.final_read(records={"t/0": [(0, "a"), (1, "a")]})
+    result = b.check(config=CheckConfig(checks=frozenset({"lost-write"})))
+    assert result.valid is True
+    assert result.check("duplicate").status == "skipped"
+    assert result.anomalies == {}
+
+
+def test_nemesis_ops_are_not_checked():
+    b = HistoryBuilder()
+    b.invoke(process="nemesis", f="start-partition", value={"grudge": {"n1": ["n2"]}})
+    b.complete(process="nemesis", type="info", value=None)
+    b.send(process=0, value="a", offset=0)
+    b.final_read(records={"t/0": [(0, "a")]})
+    result = _valid(b)
+    assert result.statistics["by_f"]["start-partition"]["info"] == 1
+
+
+def test_many_cycles_are_all_counted_but_only_max_cases_explained():
+    b = HistoryBuilder()
+    final = []
+    for k in range(5):
+        b.send(process=2 * k, value=f"x{k}", offset=2 * k + 1)
+        b.send(process=2 * k + 1, value=f"y{k}", offset=2 * k)
+        final += [(2 * k, f"y{k}"), (2 * k + 1, f"x{k}")]
+    b.final_read(records={"t/0": final})
+    check = b.check(config=CheckConfig(max_cases=2)).check("cycle")
+    assert check.count == 5
+    assert len(check.cases) == 2
