@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rift_chaos.errors import ChaosError, NotImplementedYet
+from rift_chaos.errors import ChaosError
 from rift_chaos.remote import BACKENDS
 from rift_chaos.remote.heal import HealReport, heal
 from rift_chaos.workload import load_workload
@@ -84,16 +84,33 @@ def _describe(report: HealReport, label: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from rift_chaos.runner import Runner
+
     workload = load_workload(args.workload).with_overrides(
         time_limit=args.time_limit, nodes=args.nodes, seed=args.seed, backend=args.backend
     )
-    raise NotImplementedYet(
-        f"workload {workload.name!r} is valid, but `chaos run` is not implemented yet"
-    )
+    outcome = Runner(workload, results=args.results).run()
+    return outcome.exit_code
 
 
 def _check(args: argparse.Namespace) -> int:
-    raise NotImplementedYet("`chaos check` is not implemented yet")
+    from rich.console import Console
+
+    from rift_checker import CheckerError, check_history, render
+
+    path: Path = args.run
+    history = path / "history.jsonl" if path.is_dir() else path
+    if not history.is_file():
+        raise ChaosError(f"{path}: no history.jsonl there (give a run directory or a history file)")
+    try:
+        result = check_history(history)
+    except (CheckerError, OSError) as exc:
+        raise ChaosError(f"{history}: {exc}") from exc
+    result.write_json(history.with_name("results.json"))
+    Console().print(render(result))
+    if result.valid is True:
+        return EXIT_VALID
+    return EXIT_INVALID if result.valid is False else EXIT_UNKNOWN
 
 
 def _heal(args: argparse.Namespace) -> int:

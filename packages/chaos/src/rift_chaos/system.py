@@ -24,7 +24,8 @@ Contract:
 - ``collect`` copies logs and data files into ``dest`` and returns the paths.
 - ``client`` returns a new, unopened :class:`~rift_chaos.client.Client`.
 
-Optional abilities are separate protocols: :class:`LeaderAware` (report the current
+Optional abilities are separate protocols: :class:`ClusterSetup` (one-time set-up
+once every node serves, such as creating the topic), :class:`LeaderAware` (report the current
 leader of each partition, so a nemesis can isolate or kill it) and
 :class:`ClockControl` (shift a node's clock, e.g. through libfaketime, see
 :mod:`rift_chaos.nemesis.clock`).
@@ -45,6 +46,7 @@ from rift_chaos.remote import Node, Remote
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ClockControl",
+    "ClusterSetup",
     "LeaderAware",
     "System",
     "SystemFactory",
@@ -97,6 +99,18 @@ class System(Protocol):
     def collect(self, remote: Remote, dest: Path) -> list[Path]: ...
 
     def client(self) -> Client: ...
+
+
+@runtime_checkable
+class ClusterSetup(Protocol):
+    """Ability: one-time set-up of the whole cluster once every node serves.
+
+    Called by the runner from the control process after ``wait_ready`` succeeded on
+    every node, e.g. to create the workload's topic with its replication factor.
+    Raises :class:`~rift_chaos.errors.ChaosError` if it cannot finish in ``timeout``.
+    """
+
+    def setup_cluster(self, nodes: Sequence[Node], *, timeout: float) -> None: ...
 
 
 @runtime_checkable

@@ -89,6 +89,36 @@ def test_page_shows_verdict_charts_faults_and_escaped_anomalies() -> None:
     assert "ops.ok" in text
 
 
+def test_checker_results_shape_with_cycle_steps() -> None:
+    results = {
+        "valid": False,
+        "checks": {
+            "cycle": {
+                "status": "anomaly",
+                "count": 1,
+                "cases": [
+                    {
+                        "ops": [4, 10],
+                        "explanation": "a cycle of 2 operations",
+                        "steps": [
+                            "op 4 precedes op 10 because ...",
+                            "op 10 precedes op 4 because ...",
+                        ],
+                    }
+                ],
+            },
+            "duplicate": {"status": "ok", "count": 0, "cases": []},
+        },
+    }
+    page = render_report(title="r", samples=[], faults=[], results=results)
+    parser = _Collect()
+    parser.feed(page)
+    text = " ".join(parser.text)
+    assert "cycle — 1 (anomaly)" in text
+    assert parser.tags.count("li") == 2
+    assert "duplicate" not in text
+
+
 def test_empty_run_renders() -> None:
     page = render_report(title="empty", samples=[], faults=[], results={"valid": "unknown"})
     assert "no operations" in page

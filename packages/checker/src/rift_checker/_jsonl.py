@@ -149,7 +149,7 @@ def iter_pairs(lines: Iterable[str], *, path: str | None = None) -> Iterator[Pai
             err = e.get("error")
             if err is not None and type(err) is not str:
                 raise InvalidHistory("error must be a string or null", line=lineno, path=path)
-            if typ == "info":
+            if typ == "info" and p != NEMESIS:  # the nemesis is one actor, never checked
                 retired.add(p)
             yield inv, e
         elif typ == "observe":

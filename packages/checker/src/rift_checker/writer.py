@@ -20,7 +20,16 @@ from types import TracebackType
 from typing import IO, Any
 
 from rift_checker.errors import CheckerError
-from rift_checker.history import FAIL, HEADER_KEY, HISTORY_VERSION, INFO, INVOKE, OBSERVE, OK
+from rift_checker.history import (
+    FAIL,
+    HEADER_KEY,
+    HISTORY_VERSION,
+    INFO,
+    INVOKE,
+    NEMESIS,
+    OBSERVE,
+    OK,
+)
 
 __all__ = ["HistoryWriter"]
 
@@ -94,7 +103,7 @@ class HistoryWriter:
         f = self._open.pop(process, None)
         if f is None:
             raise CheckerError(f"process {process!r} has no open op to complete")
-        if type == INFO:
+        if type == INFO and process != NEMESIS:  # the nemesis is one actor, never checked
             self._retired.add(process)
         return self._event(type, process, node, f, value, error, time)
 

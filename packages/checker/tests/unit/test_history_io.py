@@ -218,3 +218,22 @@ def test_reader_iterates_once(tmp_path):
 def test_unknown_keys_are_ignored():
     text = HEADER + _line(extra=1) + _line(index=1, type="fail")
     assert check_history(io.StringIO(text)).valid is True
+
+
+def test_the_nemesis_keeps_its_process_after_an_info_completion() -> None:
+    import io
+
+    from rift_checker import HistoryWriter, check_history
+
+    out = io.StringIO()
+    with HistoryWriter(out) as w:
+        w.invoke(process="nemesis", f="start-partition", value={"grudge": {}}, time=1)
+        w.info(process="nemesis", error="partly applied", time=2)
+        w.invoke(process="nemesis", f="stop-partition", time=3)
+        w.ok(process="nemesis", time=4)
+        w.invoke(process=0, f="send", value={"topic": "t", "partition": 0, "value": 1}, time=5)
+        w.info(process=0, error="timeout", time=6)
+        with pytest.raises(CheckerError, match="must not be reused"):
+            w.invoke(process=0, f="poll", time=7)
+    result = check_history(io.StringIO(out.getvalue()))
+    assert result.statistics

@@ -212,26 +212,45 @@ def _faults_table(faults: Sequence[FaultWindow], t0: int) -> str:
 
 
 def _anomalies(results: Mapping[str, Any]) -> str:
-    anomalies = results.get("anomalies") or {}
-    if not anomalies:
+    """Each check that found something: its cases, explanations and proof ops.
+
+    Reads the checker's results.json shape (``checks: {name: {status, count,
+    cases: [{ops, explanation, steps}]}}``); a plain ``anomalies: {name: [case]}``
+    mapping is accepted too, for other tools' results.
+    """
+    checks = results.get("checks")
+    if isinstance(checks, Mapping):
+        found = [
+            (str(name), c.get("status", ""), int(c.get("count", 0)), list(c.get("cases") or []))
+            for name, c in checks.items()
+            if isinstance(c, Mapping) and int(c.get("count", 0))
+        ]
+    else:
+        raw = results.get("anomalies") or {}
+        items = raw.items() if isinstance(raw, Mapping) else _group(raw)
+        found = []
+        for name, cases in items:
+            listed = list(cases) if isinstance(cases, Sequence) else [cases]
+            found.append((str(name), "anomaly", len(listed), listed))
+    if not found:
         return "<h2>Anomalies</h2><p>none found</p>"
     parts = ["<h2>Anomalies</h2>"]
-    items = anomalies.items() if isinstance(anomalies, Mapping) else _group(anomalies)
-    for name, cases in items:
-        cases = list(cases) if isinstance(cases, Sequence) else [cases]
-        parts.append(f"<h3>{_e(name)} — {len(cases)}</h3>")
+    for name, status, count, cases in found:
+        parts.append(f"<h3>{_e(name)} — {count} ({_e(status)})</h3>")
         for case in cases[:20]:
             if isinstance(case, Mapping):
                 text = case.get("explanation") or case.get("message") or ""
                 ops = case.get("ops") or case.get("op_indexes") or []
+                steps = "".join(f"<li>{_e(step)}</li>" for step in case.get("steps") or [])
                 parts.append(
-                    f"<div class='case'>{_e(text)}<br><small>operations: <code>{_e(ops)}</code>"
-                    "</small></div>"
+                    f"<div class='case'>{_e(text)}"
+                    + (f"<ol>{steps}</ol>" if steps else "<br>")
+                    + f"<small>operations: <code>{_e(ops)}</code></small></div>"
                 )
             else:
                 parts.append(f"<div class='case'>{_e(case)}</div>")
-        if len(cases) > 20:
-            parts.append(f"<p>… and {len(cases) - 20} more (results.json has all)</p>")
+        if count > min(len(cases), 20):
+            parts.append(f"<p>… {count - min(len(cases), 20)} more (see results.json)</p>")
     return "".join(parts)
 
 
