@@ -1,0 +1,1 @@
+"""Benchmark commands: they print figures, they never assert timings."""

@@ -1,0 +1,8 @@
+"""The asyncio broker: connections, request handlers, topics and partitions."""
+
+from __future__ import annotations
+
+from rift_broker.server.broker import Broker, run_broker
+from rift_broker.server.config import BrokerConfig, parse_listen
+
+__all__ = ["Broker", "BrokerConfig", "parse_listen", "run_broker"]

@@ -1,0 +1,213 @@
+"""The asyncio driver of one broker: listen, serve connections, stop gracefully.
+
+Graceful stop (SIGTERM, SIGINT, or :meth:`Broker.stop`): stop accepting; tell every
+connection to stop reading; wake long-polling fetches; wait (bounded by
+``shutdown_timeout_s``) until every accepted request is answered; then flush and
+close every partition log. Whatever was acknowledged before is on disk, so a
+restart on the same data directory serves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping
+
+from rift_broker.errors import BrokerError
+from rift_broker.protocol import DEFAULT_TABLE, VersionTable
+from rift_broker.server.budget import ByteBudget
+from rift_broker.server.config import BrokerConfig
+from rift_broker.server.connection import Connection
+from rift_broker.server.context import BrokerContext, wall_clock_ms
+from rift_broker.server.handlers import HANDLERS, Handler
+from rift_broker.server.producer_ids import ProducerIdAllocator
+from rift_broker.server.registry import TopicRegistry
+
+__all__ = ["Broker", "run_broker"]
+
+_log = logging.getLogger("rift_broker.server")
+
+
+class Broker:
+    """One broker process's server. ``async with Broker(config) as broker: ...``."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        *,
+        table: VersionTable = DEFAULT_TABLE,
+        handlers: Mapping[int, Handler] = HANDLERS,
+    ) -> None:
+        """``table`` and ``handlers`` grow together (the group APIs add both)."""
+        missing = [spec.key.name for spec in table.specs() if spec.key not in handlers]
+        if missing:
+            raise ValueError(f"no handler for {', '.join(missing)}")
+        self.config = config
+        self._table = table
+        self._handlers = handlers
+        self._server: asyncio.Server | None = None
+        self._connections: dict[Connection, asyncio.Task[None]] = {}
+        self._ctx: BrokerContext | None = None
+        self._budget = ByteBudget(config.max_inflight_bytes)
+        self._stopped = asyncio.Event()
+        self._maintenance: asyncio.Task[None] | None = None
+        self._fatal_stop: asyncio.Task[None] | None = None
+        self.fatal_error: str | None = None
+        self.port = config.port
+
+    @property
+    def context(self) -> BrokerContext:
+        if self._ctx is None:
+            raise RuntimeError("the broker is not started")
+        return self._ctx
+
+    async def start(self) -> None:
+        config = self.config
+        registry = TopicRegistry(config, on_fatal=self._fatal)
+        registry.load(now_ms=wall_clock_ms())
+        self._ctx = BrokerContext(
+            config=config,
+            table=self._table,
+            registry=registry,
+            producer_ids=ProducerIdAllocator(config.data_dir),
+            log=_log,
+        )
+        self._server = await asyncio.start_server(
+            self._on_client, config.host, config.port, reuse_address=True
+        )
+        sockets = self._server.sockets
+        self.port = sockets[0].getsockname()[1] if sockets else config.port
+        if config.port == 0 and config.advertised_port is None:
+            # An ephemeral port: advertise the one the kernel picked.
+            from dataclasses import replace
+
+            self.config = replace(config, port=self.port)
+            self._ctx.config = self.config
+        self._maintenance = asyncio.create_task(self._maintain(), name="rift-maintenance")
+        _log.info(
+            "serving on %s:%d, data in %s (%d topics)",
+            config.host,
+            self.port,
+            config.data_dir,
+            len(registry.topics()),
+        )
+
+    def _fatal(self, reason: str) -> None:
+        """An fsync failed: stop the whole broker (never retry; the pages may be gone)."""
+        if self.fatal_error is not None:
+            return
+        self.fatal_error = reason
+        _log.critical("%s; stopping the broker (restart to recover from disk)", reason)
+        self._fatal_stop = asyncio.get_running_loop().create_task(self.stop())
+
+    async def _maintain(self) -> None:
+        """Segment rolling by age and retention, every ``maintenance_interval_s``."""
+        ctx = self.context
+        while not ctx.closing.is_set():
+            try:
+                await asyncio.wait_for(ctx.closing.wait(), self.config.maintenance_interval_s)
+            except TimeoutError:
+                pass
+            if ctx.closing.is_set():
+                return
+            now_ms = wall_clock_ms()
+            for partition in list(ctx.registry.partitions()):
+                try:
+                    deleted = partition.maintain(now_ms)
+                except Exception as e:  # one bad partition must not stop the others
+                    _log.error(
+                        "maintenance of %s-%d failed: %s", partition.topic, partition.index, e
+                    )
+                    continue
+                if deleted:
+                    _log.info(
+                        "retention deleted %d segment(s) of %s-%d",
+                        deleted,
+                        partition.topic,
+                        partition.index,
+                    )
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ctx = self.context
+        if ctx.closing.is_set():
+            writer.close()
+            return
+        connection = Connection(
+            ctx, reader, writer, handlers=self._handlers, broker_budget=self._budget
+        )
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[connection] = task
+        try:
+            await connection.run()
+        finally:
+            self._connections.pop(connection, None)
+
+    async def stop(self) -> None:
+        if self._ctx is None or self._ctx.closing.is_set():
+            await self._stopped.wait()
+            return
+        ctx = self._ctx
+        ctx.closing.set()
+        if self._server is not None:
+            self._server.close()
+        if self._maintenance is not None:
+            await self._maintenance
+        for connection in list(self._connections):
+            connection.stop_reading()
+        pending = list(self._connections.values())
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=self.config.shutdown_timeout_s)
+            for task in late:
+                task.cancel()
+            if late:
+                _log.warning("%d connection(s) did not finish in time", len(late))
+                await asyncio.wait(late)
+        for partition in list(ctx.registry.partitions()):
+            try:
+                await partition.close()  # waits for the running flush, then flushes and closes
+            except Exception as e:
+                _log.error("closing %s-%d failed: %s", partition.topic, partition.index, e)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+        _log.info("stopped")
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> Broker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def run_broker(config: BrokerConfig) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully."""
+    broker = Broker(config)
+    await broker.start()
+    loop = asyncio.get_running_loop()
+    signalled = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, signalled.set)
+    try:
+        waits = [
+            asyncio.ensure_future(signalled.wait()),
+            asyncio.ensure_future(broker.wait_stopped()),
+        ]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
+        if signalled.is_set():
+            _log.info("signal received, shutting down")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await broker.stop()
+    if broker.fatal_error is not None:
+        raise BrokerError(broker.fatal_error)
