@@ -52,7 +52,8 @@ class FollowerSide(ReplicaBase):
         if follower.truncated:
             return []
         if answer.error != NONE:
-            return []  # retried when the request deadline passes
+            replica.inflight_deadline = now_ms + self.config.replica_fetch_backoff_ms
+            return []  # asked again when this deadline passes
         log = replica.log
         target = truncation_offset(
             local_log_end_offset=log.log_end_offset,
@@ -99,8 +100,8 @@ class FollowerSide(ReplicaBase):
             return []  # a duplicate or late answer
         replica.inflight_deadline = None
         if response.error != NONE:
-            # Wait for newer metadata, then retry on the request timeout.
-            replica.inflight_deadline = now_ms + self.config.request_timeout_ms
+            # Back off (newer metadata may arrive meanwhile), then start over.
+            replica.inflight_deadline = now_ms + self.config.replica_fetch_backoff_ms
             return []
         log = replica.log
         out: list[Effect] = []

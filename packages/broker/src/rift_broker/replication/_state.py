@@ -24,9 +24,17 @@ class ReplicationConfig:
     replica_fetch_max_bytes: int = 1 << 20
     replica_fetch_wait_ms: int = 500
     request_timeout_ms: int = 3_000
+    # After an error answer (the leader does not know it leads yet, a stale epoch),
+    # a follower asks again this much later rather than a whole request timeout.
+    replica_fetch_backoff_ms: int = 100
 
     def __post_init__(self) -> None:
-        for name in ("replica_lag_time_max_ms", "replica_fetch_max_bytes", "request_timeout_ms"):
+        for name in (
+            "replica_lag_time_max_ms",
+            "replica_fetch_max_bytes",
+            "request_timeout_ms",
+            "replica_fetch_backoff_ms",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.replica_fetch_wait_ms < 0:
