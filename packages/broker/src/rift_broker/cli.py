@@ -76,6 +76,30 @@ def _add_serve(sub: Any) -> None:
         "--advertised-listener", help="HOST:PORT to give clients in Metadata (default: --listen)"
     )
     serve.add_argument("--node-id", type=int, help="this broker's node id (default 0)")
+    serve.add_argument(
+        "--controllers",
+        metavar="ID@HOST:PORT,...",
+        help="run as one node of a cluster: every node's cluster listener (Raft metadata "
+        "quorum and replication); this node listens on its own entry",
+    )
+    serve.add_argument(
+        "--session-timeout-ms",
+        type=int,
+        default=6000,
+        help="cluster: fence a broker whose heartbeats lapse this long (default 6000)",
+    )
+    serve.add_argument(
+        "--election-timeout-ms",
+        type=int,
+        default=1000,
+        help="cluster: Raft election timeout (default 1000)",
+    )
+    serve.add_argument(
+        "--replica-lag-time-max-ms",
+        type=int,
+        default=10000,
+        help="cluster: drop a follower from the ISR after lagging this long (default 10000)",
+    )
     serve.add_argument("--cluster-id", help="cluster id reported in Metadata")
     serve.add_argument(
         "--auto-create-topics",
@@ -194,7 +218,24 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = load_config(args)
     try:
-        asyncio.run(run_broker(config))
+        if args.controllers:
+            from rift_broker.cluster.server import (
+                ClusterSettings,
+                parse_controllers,
+                run_cluster_broker,
+            )
+
+            settings = ClusterSettings(
+                controllers=parse_controllers(args.controllers),
+                session_timeout_ms=args.session_timeout_ms,
+                election_timeout_ms=args.election_timeout_ms,
+                heartbeat_interval_ms=max(args.election_timeout_ms // 10, 10),
+                broker_heartbeat_ms=max(args.session_timeout_ms // 6, 50),
+                replica_lag_time_max_ms=args.replica_lag_time_max_ms,
+            )
+            asyncio.run(run_cluster_broker(config, settings))
+        else:
+            asyncio.run(run_broker(config))
     except OSError as e:
         raise ConfigError(
             f"cannot listen on {config.host}:{config.port}: {e.strerror or e}"

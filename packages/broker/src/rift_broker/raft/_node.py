@@ -43,9 +43,10 @@ Replication: per peer the leader keeps ``next_index``/``match_index`` and a mode
 A *probing* peer gets one AppendEntries per heartbeat or response, starting at
 ``next_index``; a rejection carries a hint (the first index of the conflicting
 term, or the follower's log end) and the leader moves ``next_index`` back to it.
-After a success the peer is *replicating*: new entries are sent at once and
-``next_index`` advances optimistically. A peer whose ``next_index`` fell below
-the compacted log gets the latest snapshot instead.
+After a success the peer is *replicating*: new entries are sent at once, the
+next batch goes out on every success, and ``next_index`` advances optimistically.
+A peer whose ``next_index`` fell below the compacted log gets the latest
+snapshot instead.
 """
 
 from __future__ import annotations

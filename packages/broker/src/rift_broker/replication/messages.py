@@ -19,16 +19,16 @@ from kio.schema.errors import ErrorCode
 
 from rift_broker.replication._leader import IsrChange
 
-NONE = ErrorCode.none.value
-OFFSET_OUT_OF_RANGE = ErrorCode.offset_out_of_range.value
-UNKNOWN_TOPIC_OR_PARTITION = ErrorCode.unknown_topic_or_partition.value
-NOT_LEADER_OR_FOLLOWER = ErrorCode.not_leader_or_follower.value
-REQUEST_TIMED_OUT = ErrorCode.request_timed_out.value
-NOT_ENOUGH_REPLICAS = ErrorCode.not_enough_replicas.value
-NOT_ENOUGH_REPLICAS_AFTER_APPEND = ErrorCode.not_enough_replicas_after_append.value
-KAFKA_STORAGE_ERROR = ErrorCode.kafka_storage_error.value
-FENCED_LEADER_EPOCH = ErrorCode.fenced_leader_epoch.value
-UNKNOWN_LEADER_EPOCH = ErrorCode.unknown_leader_epoch.value
+NONE: int = int(ErrorCode.none.value)
+OFFSET_OUT_OF_RANGE: int = int(ErrorCode.offset_out_of_range.value)
+UNKNOWN_TOPIC_OR_PARTITION: int = int(ErrorCode.unknown_topic_or_partition.value)
+NOT_LEADER_OR_FOLLOWER: int = int(ErrorCode.not_leader_or_follower.value)
+REQUEST_TIMED_OUT: int = int(ErrorCode.request_timed_out.value)
+NOT_ENOUGH_REPLICAS: int = int(ErrorCode.not_enough_replicas.value)
+NOT_ENOUGH_REPLICAS_AFTER_APPEND: int = int(ErrorCode.not_enough_replicas_after_append.value)
+KAFKA_STORAGE_ERROR: int = int(ErrorCode.kafka_storage_error.value)
+FENCED_LEADER_EPOCH: int = int(ErrorCode.fenced_leader_epoch.value)
+UNKNOWN_LEADER_EPOCH: int = int(ErrorCode.unknown_leader_epoch.value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
