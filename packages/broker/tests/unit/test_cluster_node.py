@@ -123,6 +123,8 @@ class Net:
                 if node.next_deadline(self.now) <= self.now:
                     node.tick(self.now)
                     self.settle(n)
+                    # a deadline still due after a tick would spin the real driver
+                    assert node.next_deadline(self.now) > self.now, n
 
     def controller(self) -> int:
         leaders = [n for n, node in self.nodes.items() if node.raft.is_leader]

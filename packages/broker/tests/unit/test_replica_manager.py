@@ -278,3 +278,18 @@ def test_acks_0_and_1_do_not_wait_for_followers(acks: int) -> None:
         assert rid not in c.done
     else:
         assert c.done[rid].error == NONE
+
+
+def test_after_a_tick_no_deadline_is_already_due() -> None:
+    """A deadline left in the past makes the driver tick in a busy loop."""
+    c = Cluster()
+    c.cut.add(1)  # node 2's requests to the leader go unanswered: a deadline is armed
+    c.advance(100)
+    c.cut.clear()
+    c.elect(2)  # the follower with an armed deadline becomes the leader
+    for _ in range(20):
+        c.advance(CONFIG.request_timeout_ms // 4)
+        for node, manager in c.managers.items():
+            c.push(node, manager.tick(now_ms=c.now))
+            assert manager.next_deadline(now_ms=c.now) > c.now, node
+        c.drain()

@@ -177,18 +177,32 @@ class ClusterDriver:
         return log, producers
 
     async def _run(self) -> None:
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug in a core: stop serving rather than serve wrong
+            self.fatal = f"cluster node failed: {type(e).__name__}: {e}"
+            _log.critical(self.fatal, exc_info=True)
+            raise
+
+    async def _loop(self) -> None:
         while True:
             now = monotonic_ms()
             wait_s = max(0, self.node.next_deadline(now) - now) / 1000
-            with contextlib.suppress(TimeoutError):
-                thunk = await asyncio.wait_for(self._queue.get(), timeout=wait_s)
-                thunk()
-                while not self._queue.empty():
-                    self._queue.get_nowait()()
+            if self._queue.empty() and wait_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    thunk = await asyncio.wait_for(self._queue.get(), timeout=wait_s)
+                    thunk()
+            # Whatever else arrived runs now, before timers: a due deadline must never
+            # starve the inbox (replies it waits for may be sitting there).
+            while not self._queue.empty():
+                self._queue.get_nowait()()
             now = monotonic_ms()
             if self.node.next_deadline(now) <= now:
                 self.node.tick(now)
             await self._settle()
+            await asyncio.sleep(0)  # let handlers and the transport run between turns
 
     async def _settle(self) -> None:
         while True:
@@ -240,6 +254,19 @@ class ClusterDriver:
             return True
         return False
 
+    def dump(self) -> None:
+        """Log the node's replicas and Raft role (``kill -USR1``)."""
+        raft = self.node.raft
+        _log.warning(
+            "state: raft %s term %d leader %s commit %d; broker epoch %s; replicas %s",
+            raft.role.value,
+            raft.term,
+            raft.leader_id,
+            raft.commit_index,
+            self.node.broker_epoch,
+            json.dumps(self.node.replicas.describe()),
+        )
+
     async def _flush(self, topic: str, partition: int) -> None:
         log = self.node.replicas.log(topic, partition)
         if log is None:
@@ -249,7 +276,7 @@ class ClusterDriver:
             if ticket.fsyncs_needed:
                 await asyncio.to_thread(ticket.run)
             log.complete_flush(ticket)
-        except LogError as e:
+        except Exception as e:  # LogError, or a bug: either way nothing more is durable
             self.fatal = f"fsync of {topic}-{partition} failed: {e}"
             _log.critical("%s; this broker stops", self.fatal)
             self._submit(

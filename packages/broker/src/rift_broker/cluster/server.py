@@ -153,6 +153,8 @@ async def run_cluster_broker(config: BrokerConfig, cluster: ClusterSettings) -> 
     signalled = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, signalled.set)
+    if broker.driver is not None:
+        loop.add_signal_handler(signal.SIGUSR1, broker.driver.dump)
     try:
         waits = [
             asyncio.ensure_future(signalled.wait()),
@@ -162,7 +164,7 @@ async def run_cluster_broker(config: BrokerConfig, cluster: ClusterSettings) -> 
         for wait in waits:
             wait.cancel()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
         await broker.stop()
     if broker.fatal_error is not None:

@@ -114,6 +114,7 @@ class ReplicaManager(LeaderSide, FollowerSide):
             out += self._fail_waiters(replica, NOT_LEADER_OR_FOLLOWER)
             known_hw = self._high_watermark(replica)
             replica.follower = None
+            replica.inflight_deadline = None
             replica.leader = LeaderPartition(
                 topic=assignment.topic,
                 partition=assignment.partition,
@@ -282,7 +283,7 @@ class ReplicaManager(LeaderSide, FollowerSide):
         deadlines = [now_ms + max(self.config.replica_lag_time_max_ms // 4, 1)]
         for replica in self._replicas.values():
             deadlines.extend(d for _, d in replica.parked)
-            if replica.inflight_deadline is not None:
+            if replica.follower is not None and replica.inflight_deadline is not None:
                 deadlines.append(replica.inflight_deadline)
         return min(deadlines)
 
@@ -332,6 +333,36 @@ class ReplicaManager(LeaderSide, FollowerSide):
     def assignment(self, topic: str, partition: int) -> PartitionAssignment | None:
         replica = self._replicas.get((topic, partition))
         return None if replica is None else replica.assignment
+
+    def describe(self) -> list[dict[str, object]]:
+        """Each replica's state, for operators (``kill -USR1`` a cluster node)."""
+        out: list[dict[str, object]] = []
+        for (topic, partition), r in sorted(self._replicas.items()):
+            item: dict[str, object] = {
+                "partition": f"{topic}-{partition}",
+                "log_end_offset": r.log.log_end_offset,
+                "flushed_offset": r.log.flushed_offset,
+                "high_watermark": self._high_watermark(r),
+                "flushing": r.flushing,
+                "waiting_produces": len(r.waiters),
+                "parked_fetches": len(r.parked),
+            }
+            if r.leader is not None:
+                item["role"] = f"leader@{r.leader.leader_epoch}"
+                item["isr"] = list(r.leader.isr)
+                item["followers"] = {
+                    f: r.leader.progress(f).log_end_offset
+                    for f in r.leader.replicas
+                    if f != self.node_id
+                }
+            elif r.follower is not None:
+                item["role"] = f"follower of {r.follower.leader}@{r.follower.leader_epoch}"
+                item["truncated"] = r.follower.truncated
+                item["inflight_deadline"] = r.inflight_deadline
+            else:
+                item["role"] = "idle"
+            out.append(item)
+        return out
 
     def partitions(self) -> list[tuple[str, int]]:
         return list(self._replicas)
