@@ -46,10 +46,13 @@ class Net:
             producers = ProducerStateTable()
             for _, h in log.batches_headers():
                 producers.record(
-                    producer_id=h.producer_id, epoch=h.producer_epoch, base_sequence=h.base_sequence,
-                    last_offset_delta=h.last_offset_delta, base_offset=h.base_offset,
+                    producer_id=h.producer_id,
+                    epoch=h.producer_epoch,
+                    base_sequence=h.base_sequence,
+                    last_offset_delta=h.last_offset_delta,
+                    base_offset=h.base_offset,
                     last_offset=h.last_offset,
-                )  # fmt: skip
+                )
             return log, producers
 
         config = NodeConfig(

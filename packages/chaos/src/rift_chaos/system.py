@@ -47,6 +47,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "ClockControl",
     "ClusterSetup",
+    "Observable",
     "LeaderAware",
     "System",
     "SystemFactory",
@@ -111,6 +112,19 @@ class ClusterSetup(Protocol):
     """
 
     def setup_cluster(self, nodes: Sequence[Node], *, timeout: float) -> None: ...
+
+
+@runtime_checkable
+class Observable(Protocol):
+    """Ability: facts the system recorded about itself on one node, in order.
+
+    Each is ``{"f": "leader" | "high-watermark", "value": {...}}`` in the checker's
+    observation schema (``leader``: topic, partition, epoch, node;
+    ``high-watermark``: topic, partition, offset). Read after the run, from the
+    node's logs; a node that recorded nothing returns an empty list.
+    """
+
+    def observations(self, remote: Remote) -> list[Mapping[str, Any]]: ...
 
 
 @runtime_checkable

@@ -139,7 +139,9 @@ class LeaderPartition:
         progress = self._progress.get(follower)
         if progress is None:
             raise ValueError(f"node {follower} is not a replica of {self.topic}-{self.partition}")
-        fetch_offset = min(fetch_offset, self.log_end_offset)
+        # Not clamped to ``log_end_offset``: that is what the leader has *fsynced*,
+        # and a follower may hold (and have fsynced) more of the leader's log than
+        # that. The HW still waits for the leader's own fsync: it is the minimum.
         caught_up = progress.last_caught_up_ms
         if fetch_offset >= self.log_end_offset:
             caught_up = now_ms

@@ -104,6 +104,13 @@ class ReplicaBase:
         if leader is None or leader.high_watermark == replica.last_hw:
             return []
         replica.last_hw = leader.high_watermark
+        # A new leader starts from the HW it knew as a follower, which may trail its
+        # predecessor's. Once its HW reaches the start of its own epoch it covers
+        # everything any earlier leader committed, so from then on the HW it reports
+        # never goes below one reported before (consumers never saw a regression:
+        # a fetch above the HW simply waits).
+        if leader.high_watermark < leader.epoch_start_offset:
+            return []
         return [
             Observed(
                 kind="high-watermark",

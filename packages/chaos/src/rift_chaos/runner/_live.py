@@ -97,7 +97,7 @@ class LiveView:
 
     def _print_lines(self) -> None:
         while not self._stop.wait(5.0):
-            self._console.print(self.line(), highlight=False)
+            self._console.print(self.line(), highlight=False, markup=False)
 
     def _numbers(self) -> tuple[float, float, float]:
         now = self._clock()

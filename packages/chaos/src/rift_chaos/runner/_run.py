@@ -56,7 +56,7 @@ from rift_chaos.remote import Cluster, Node, make_cluster, new_run_id
 from rift_chaos.report import fault_windows, op_samples, render_report
 from rift_chaos.runner._live import Counters, LiveView
 from rift_chaos.runner._store import RunStore
-from rift_chaos.system import ClusterSetup, System, SystemFactory, load_system
+from rift_chaos.system import ClusterSetup, Observable, System, SystemFactory, load_system
 from rift_chaos.workload import Workload
 from rift_checker import CheckConfig, HistoryWriter, Result, check_history, render
 
@@ -188,6 +188,7 @@ class Runner:
                     interrupted = self._drive(cluster, system, history, live)
                     live.phase = "final read"
                     self._final_read(cluster, system, history)
+                    self._observations(cluster, system, history)
                 finally:
                     live.phase = "tearing down"
                     self._tear_down(cluster, system, store)
@@ -358,6 +359,19 @@ class Runner:
             process += 1
             time.sleep(min(2.0 * (attempt + 1), 10.0))
         self.console.print("[yellow]no final read succeeded: the verdict may be unknown[/yellow]")
+
+    def _observations(self, cluster: Cluster, system: System, history: _History) -> None:
+        """Append what the nodes recorded about themselves (leaders, high watermarks)."""
+        if not isinstance(system, Observable):
+            return
+        for node in cluster.nodes:
+            try:
+                facts = system.observations(cluster.remote(node.name))
+            except Exception as exc:
+                self.console.print(f"[yellow]no observations from {node.name}: {exc}[/yellow]")
+                continue
+            for fact in facts:
+                history.observe(f=str(fact["f"]), value=fact["value"], node=node.name)
 
     def _tear_down(self, cluster: Cluster, system: System, store: RunStore) -> None:
         for node in cluster.nodes:
