@@ -121,7 +121,9 @@ class Observable(Protocol):
     Each is ``{"f": "leader" | "high-watermark", "value": {...}}`` in the checker's
     observation schema (``leader``: topic, partition, epoch, node;
     ``high-watermark``: topic, partition, offset). Read after the run, from the
-    node's logs; a node that recorded nothing returns an empty list.
+    node's logs; a node that recorded nothing returns an empty list. An optional
+    ``"time_ms"`` (wall clock, ms since the epoch) lets the runner merge the nodes'
+    facts in the order they happened.
     """
 
     def observations(self, remote: Remote) -> list[Mapping[str, Any]]: ...

@@ -1,16 +1,17 @@
 """How the toolkit runs the reference broker on a node.
 
-Each node runs ``broker serve`` as one member of the cluster: node ``nI`` is node
-id ``I``, its Kafka listener on port 9092 and its cluster listener (Raft metadata
-quorum and replication) on port 9093 of the node's address, both shifted by the
-node's port offset where nodes share an address. The process runs under
-libfaketime when the machine has it, reading its offset from a file in the node's
-work directory, so the clock nemesis can move the node's wall clock (the broker's
-timers use the monotonic clock, which is left alone).
+Each node runs ``broker serve`` as one member of the cluster: the I-th node of the
+cluster is broker node id ``I``, with its Kafka listener on port 9092 and its
+cluster listener (Raft metadata quorum and replication) on port 9093 of the node's
+address, both shifted by the node's port offset where nodes share an address. The
+process runs under libfaketime when the machine has it, reading its offset from a
+file in the node's work directory, so the clock nemesis can move the node's wall
+clock (the broker's timers use the monotonic clock, which is left alone).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import signal
@@ -36,6 +37,15 @@ FAKETIME_FILE = "faketime"
 
 def kafka_address(node: Node) -> str:
     return f"{node.host}:{KAFKA_PORT + node.port_offset}"
+
+
+def _log_time_ms(line: str) -> int | None:
+    """The wall-clock time (ms since the epoch) of a ``broker serve`` log line."""
+    try:
+        stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    except ValueError:
+        return None
+    return int(stamp.replace(tzinfo=datetime.UTC).timestamp() * 1000)
 
 
 def _broker_command() -> str:
@@ -81,10 +91,17 @@ class BrokerSystem:
         remote.write_file("broker/argv", " ".join(self._argv(remote)).encode() + b"\n")
         remote.write_file(FAKETIME_FILE, b"+0\n")
 
+    def _id(self, node: Node) -> int:
+        """The broker node id of ``node``: its position in the cluster, from 1."""
+        for i, known in enumerate(self._nodes, start=1):
+            if known.name == node.name:
+                return i
+        raise ChaosError(f"node {node.name} is not in the configured cluster")
+
     def _argv(self, remote: Remote) -> list[str]:
         node = remote.node
         controllers = ",".join(
-            f"{n.index + 1}@{n.host}:{CLUSTER_PORT + n.port_offset}" for n in self._nodes
+            f"{self._id(n)}@{n.host}:{CLUSTER_PORT + n.port_offset}" for n in self._nodes
         )
         return [
             _broker_command(),
@@ -94,7 +111,7 @@ class BrokerSystem:
             "--listen",
             kafka_address(node),
             "--node-id",
-            str(node.index + 1),
+            str(self._id(node)),
             "--controllers",
             controllers,
             "--session-timeout-ms",
@@ -143,13 +160,13 @@ class BrokerSystem:
 
     def wait_ready(self, remote: Remote, *, timeout: float) -> None:
         """Until the node answers Metadata and lists itself as a registered broker."""
-        node_id = remote.node.index + 1
+        node_id = self._id(remote.node)
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
             known = self._daemons.get(remote.node.name)
             if known is not None and not known[0].alive(known[1]):
-                raise ChaosError(f"broker on {remote.node.name} exited; see its broker.log")
+                raise ChaosError(f"broker on {remote.node.name} exited: {self._last_error(remote)}")
             try:
                 with Admin(kafka_address(remote.node), request_timeout_ms=2000) as admin:
                     brokers, _controller = admin.describe_cluster()
@@ -159,6 +176,14 @@ class BrokerSystem:
                 last = exc
             time.sleep(0.2)
         raise ChaosError(f"broker on {remote.node.name} not ready after {timeout:g}s: {last}")
+
+    def _last_error(self, remote: Remote) -> str:
+        try:
+            lines = remote.read_file("broker.log").decode(errors="replace").splitlines()
+        except ChaosError:
+            return "no broker.log"
+        errors = [line for line in lines if "error" in line.lower()]
+        return (errors or lines or ["empty broker.log"])[-1].strip()
 
     def collect(self, remote: Remote, dest: Path) -> list[Path]:
         return remote.collect_logs(dest)
@@ -202,7 +227,7 @@ class BrokerSystem:
         raise ChaosError(f"could not create topic {s.topic!r} in {timeout:g}s: {last}")
 
     def leaders(self, nodes: Sequence[Node]) -> Mapping[tuple[str, int], str]:
-        by_id = {n.index + 1: n.name for n in nodes}
+        by_id = {self._id(n): n.name for n in nodes}
         try:
             with Admin([kafka_address(n) for n in nodes], request_timeout_ms=2000) as admin:
                 info = admin.describe_topics([self.settings.topic]).get(self.settings.topic)
@@ -222,7 +247,7 @@ class BrokerSystem:
             text = remote.read_file("broker.log").decode(errors="replace")
         except ChaosError:
             return []
-        names = {n.index + 1: n.name for n in self._nodes}
+        names = {self._id(n): n.name for n in self._nodes}
         out: list[Mapping[str, Any]] = []
         for line in text.splitlines():
             _, marker, payload = line.partition(" observe ")
@@ -234,12 +259,13 @@ class BrokerSystem:
                 continue
             node = names.get(fact.get("node"), str(fact.get("node")))
             where = {"topic": fact["topic"], "partition": fact["partition"]}
+            at = _log_time_ms(line)
             if fact.get("kind") == "leader":
-                out.append(
-                    {"f": "leader", "value": {**where, "epoch": fact["epoch"], "node": node}}
-                )
+                value = {**where, "epoch": fact["epoch"], "node": node}
+                out.append({"f": "leader", "value": value, "time_ms": at})
             elif fact.get("kind") == "high-watermark":
-                out.append({"f": "high-watermark", "value": {**where, "offset": fact["offset"]}})
+                value = {**where, "offset": fact["offset"]}
+                out.append({"f": "high-watermark", "value": value, "time_ms": at})
         return out
 
     def set_clock_offset(self, remote: Remote, offset: float) -> None:

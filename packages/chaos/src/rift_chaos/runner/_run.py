@@ -361,17 +361,23 @@ class Runner:
         self.console.print("[yellow]no final read succeeded: the verdict may be unknown[/yellow]")
 
     def _observations(self, cluster: Cluster, system: System, history: _History) -> None:
-        """Append what the nodes recorded about themselves (leaders, high watermarks)."""
+        """Append what the nodes recorded about themselves (leaders, high watermarks),
+        merged across nodes in the order they happened (the checker reads line order
+        as time order)."""
         if not isinstance(system, Observable):
             return
+        facts: list[tuple[int, int, str, Mapping[str, Any]]] = []
         for node in cluster.nodes:
             try:
-                facts = system.observations(cluster.remote(node.name))
+                found = system.observations(cluster.remote(node.name))
             except Exception as exc:
                 self.console.print(f"[yellow]no observations from {node.name}: {exc}[/yellow]")
                 continue
-            for fact in facts:
-                history.observe(f=str(fact["f"]), value=fact["value"], node=node.name)
+            for i, fact in enumerate(found):
+                at = fact.get("time_ms")
+                facts.append((int(at) if at is not None else 0, i, node.name, fact))
+        for _, _, name, fact in sorted(facts, key=lambda item: (item[0], item[1])):
+            history.observe(f=str(fact["f"]), value=fact["value"], node=name)
 
     def _tear_down(self, cluster: Cluster, system: System, store: RunStore) -> None:
         for node in cluster.nodes:
