@@ -26,5 +26,5 @@ def test_observations_carry_the_log_time_and_node_names() -> None:
     assert [f["f"] for f in facts] == ["leader", "high-watermark"]
     expected = cluster.nodes[0].name  # broker node id 1 is the cluster's first node
     assert facts[0]["value"] == {"topic": "t", "partition": 2, "epoch": 1, "node": expected}
-    assert facts[1]["value"] == {"topic": "t", "partition": 2, "offset": 57}
+    assert facts[1]["value"] == {"topic": "t", "partition": 2, "offset": 57, "epoch": 1}
     assert facts[1]["time_ms"] - facts[0]["time_ms"] == 66

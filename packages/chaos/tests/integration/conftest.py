@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,9 +10,15 @@ from pathlib import Path
 import pytest
 
 from rift_chaos.remote import Cluster, FakeCluster, LocalCluster, NetnsCluster, netns_available
+from rift_chaos.remote._docker_daemon import docker_unavailable
+from rift_chaos.remote._ssh_rig import SshRigCluster, sshd_rig_unavailable
 from rift_chaos.remote.heal import run_links, run_namespaces
 
 NETNS_SKIP = netns_available()
+# As root (CI) these backends must work: a missing package fails loudly instead.
+_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+DOCKER_SKIP = None if _ROOT else docker_unavailable()
+SSH_SKIP = None if _ROOT else sshd_rig_unavailable()
 
 BACKEND_PARAMS = [
     pytest.param("fake", id="fake"),
@@ -25,6 +32,25 @@ BACKEND_PARAMS = [
             pytest.mark.skipif(NETNS_SKIP is not None, reason=NETNS_SKIP or ""),
         ],
     ),
+    pytest.param(
+        "docker",
+        id="docker",
+        marks=[
+            pytest.mark.integration,
+            pytest.mark.docker,
+            pytest.mark.skipif(DOCKER_SKIP is not None, reason=DOCKER_SKIP or ""),
+        ],
+    ),
+    pytest.param(
+        "ssh",
+        id="ssh",
+        marks=[
+            pytest.mark.integration,
+            pytest.mark.ssh,
+            pytest.mark.root,
+            pytest.mark.skipif(SSH_SKIP is not None, reason=SSH_SKIP or ""),
+        ],
+    ),
 ]
 
 
@@ -33,6 +59,12 @@ def build_cluster(backend: str, *, nodes: int, tmp_path: Path) -> Cluster:
         return FakeCluster(nodes=nodes)
     if backend == "local":
         return LocalCluster(nodes=nodes, base=tmp_path)
+    if backend == "docker":
+        from rift_chaos.remote.docker import DockerCluster
+
+        return DockerCluster(nodes=nodes)
+    if backend == "ssh":  # real sshd servers in namespaces of their own (_ssh_rig.py)
+        return SshRigCluster(nodes=nodes, base=tmp_path)
     return NetnsCluster(nodes=nodes, base=tmp_path)
 
 
@@ -44,13 +76,19 @@ def root_iptables() -> str:
 
 @pytest.fixture(params=BACKEND_PARAMS)
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    before = root_iptables() if request.param == "netns" else None
+    before = root_iptables() if request.param in ("netns", "ssh") else None
     built = build_cluster(request.param, nodes=3, tmp_path=tmp_path)
     built.setup()
     try:
         yield built
     finally:
         built.teardown()
+    if request.param == "docker":
+        from rift_chaos.remote.docker import heal_docker
+
+        assert heal_docker(built.run_id) == ([], []), "teardown left containers or networks"
+    if request.param == "ssh":
+        assert root_iptables() == before
     if request.param == "netns":
         assert run_namespaces(built.run_id) == []
         assert run_links(built.run_id) == []

@@ -28,12 +28,12 @@ def wait_until(predicate, *, timeout: float = 10.0) -> bool:
 
 
 def proc_state(remote: Remote, daemon: Daemon) -> str:
-    """'running', 'stopped' or 'dead', from the fake or from /proc."""
+    """'running', 'stopped' or 'dead', from the fake or from the node's /proc."""
     if isinstance(remote, FakeRemote):
         return remote.state(daemon)
-    try:
-        stat = Path(f"/proc/{daemon.pid}/stat").read_text()
-    except FileNotFoundError:
+    # Read on the node: docker pids are pids inside the container.
+    stat = remote.run(["cat", f"/proc/{daemon.pid}/stat"], check=False).stdout
+    if not stat:
         return "dead"
     letter = stat[stat.rindex(")") + 2]
     return {"T": "stopped", "t": "stopped", "Z": "dead", "X": "dead"}.get(letter, "running")

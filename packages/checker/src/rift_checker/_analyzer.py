@@ -265,11 +265,24 @@ def _observe(e: dict[str, Any], st: LogState, stats: Stats, path: str | None) ->
     offset = v.get("offset")
     if type(offset) is not int:
         raise _bad("a high-watermark observation needs an integer offset", e, path)
+    epoch = v.get("epoch")
+    if epoch is not None and type(epoch) is not int:
+        raise _bad("a high-watermark observation's epoch must be an integer", e, path)
     last = st.hw.get(key)
-    if last is not None and offset < last[0]:
+    # With leader epochs, only a leader at least as new as the one that reported the
+    # highest value can regress it: a deposed leader that has not yet heard of its
+    # successor reports its own, older view (clients fence it by epoch).
+    stale = epoch is not None and last is not None and last[2] is not None and epoch < last[2]
+    if last is not None and offset < last[0] and not stale:
         st.case(
             "hw-regression",
             (last[1], e["index"]),
-            f"the high watermark of {key} went back from {last[0]} to {offset}",
+            f"the high watermark of {key} went back from {last[0]} to {offset}"
+            + (f" (epoch {last[2]} to {epoch})" if epoch is not None else ""),
         )
-    st.hw[key] = (offset, e["index"])
+    if last is None or offset >= last[0] or not stale:
+        st.hw[key] = (
+            offset,
+            e["index"],
+            epoch if epoch is not None else (last[2] if last else None),
+        )

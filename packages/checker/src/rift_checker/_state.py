@@ -45,7 +45,7 @@ class LogState:
         self.last_send: dict[tuple[Any, int], tuple[int, int]] = {}
         self.positions: dict[Any, dict[int, tuple[int, int]]] = {}
         self.leaders: dict[tuple[str, int], dict[str, int]] = {}
-        self.hw: dict[str, tuple[int, int]] = {}
+        self.hw: dict[str, tuple[int, int, int | None]] = {}  # offset, op, epoch
         self.done_at: array[int] = array("q")  # op id -> completion index (0: none)
         self.cases: dict[str, list[Case]] = {}
         self.counts: dict[str, int] = {}

@@ -324,3 +324,24 @@ def test_many_cycles_are_all_counted_but_only_max_cases_explained():
     check = b.check(config=CheckConfig(max_cases=2)).check("cycle")
     assert check.count == 5
     assert len(check.cases) == 2
+
+
+def test_hw_regression_is_judged_by_leader_epoch_when_given() -> None:
+    import io
+
+    from rift_checker import HistoryWriter, check_history
+
+    def verdict(observations: list[dict]) -> int:
+        out = io.StringIO()
+        with HistoryWriter(out) as w:
+            for i, value in enumerate(observations):
+                w.observe(f="high-watermark", value={"topic": "t", "partition": 0, **value}, time=i)
+        return check_history(io.StringIO(out.getvalue())).check("hw-regression").count
+
+    # a deposed leader (epoch 0) reporting after its successor (epoch 1): stale, not a regression
+    assert verdict([{"offset": 28, "epoch": 1}, {"offset": 19, "epoch": 0}]) == 0
+    # the same or a newer epoch going back is a regression
+    assert verdict([{"offset": 28, "epoch": 1}, {"offset": 19, "epoch": 1}]) == 1
+    assert verdict([{"offset": 28, "epoch": 1}, {"offset": 19, "epoch": 2}]) == 1
+    # without epochs every decrease counts, as before
+    assert verdict([{"offset": 28}, {"offset": 19}]) == 1

@@ -96,20 +96,33 @@ class BrokerClient:
         return op.fail(error=error) if report.definite else op.info(error=error)
 
     def _read_everything(self) -> dict[str, list[list[Any]]]:
+        """Every partition from its start to its high watermark.
+
+        Right after faults heal, a new leader's high watermark can still trail what
+        was committed (it learns it from its followers' next fetches), so the read
+        goes on until the high watermarks hold still across two looks.
+        """
         tps = self._all_partitions()
-        with Admin(self._bootstrap, request_timeout_ms=self._timeout_ms) as admin:
-            ends = admin.list_offsets(tps, spec="latest")
         out: dict[str, list[list[Any]]] = {f"{tp.topic}/{tp.partition}": [] for tp in tps}
-        with Consumer(self._bootstrap, request_timeout_ms=self._timeout_ms) as reader:
+        deadline = time.monotonic() + max(60.0, self._timeout_ms / 1000)
+        with (
+            Admin(self._bootstrap, request_timeout_ms=self._timeout_ms) as admin,
+            Consumer(self._bootstrap, request_timeout_ms=self._timeout_ms) as reader,
+        ):
             reader.assign(tps)
             reader.seek_to_beginning(*tps)
-            deadline = time.monotonic() + max(60.0, self._timeout_ms / 1000)
-            while any(reader.position(tp) < ends[tp] for tp in tps):
-                if time.monotonic() > deadline:
-                    raise TimeoutError("final read did not reach the high watermarks in time")
-                for tp_key, rows in _grouped(reader.poll(timeout_ms=500)).items():
-                    out[tp_key].extend(rows)
-        return out
+            previous: dict[TopicPartition, int] | None = None
+            while True:
+                ends = admin.list_offsets(tps, spec="latest")
+                while any(reader.position(tp) < ends[tp] for tp in tps):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("final read did not reach the high watermarks")
+                    for tp_key, rows in _grouped(reader.poll(timeout_ms=500)).items():
+                        out[tp_key].extend(rows)
+                if ends == previous or time.monotonic() > deadline:
+                    return out
+                previous = ends
+                time.sleep(1.0)
 
     def close(self) -> None:
         for item in (self._producer, self._consumer):

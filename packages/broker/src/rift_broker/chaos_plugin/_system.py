@@ -264,7 +264,7 @@ class BrokerSystem:
                 value = {**where, "epoch": fact["epoch"], "node": node}
                 out.append({"f": "leader", "value": value, "time_ms": at})
             elif fact.get("kind") == "high-watermark":
-                value = {**where, "offset": fact["offset"]}
+                value = {**where, "offset": fact["offset"], "epoch": fact["epoch"]}
                 out.append({"f": "high-watermark", "value": value, "time_ms": at})
         return out
 

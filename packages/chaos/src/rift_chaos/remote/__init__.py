@@ -1,9 +1,10 @@
 """Remotes: how the toolkit acts on nodes, and the clusters that create them.
 
 Backends: ``fake`` (in memory), ``local`` (plain processes), ``netns`` (one Linux
-network namespace per node). ``docker`` and ``ssh`` fit the same protocols: a
-Remote per container or host, ``iptables`` through exec or ssh for the Firewall
-ability, and a Cluster that creates and removes containers or just connects.
+network namespace per node), ``docker`` (one container per node, ``remote.docker``)
+and ``ssh`` (existing hosts through paramiko, ``remote.ssh``, hosts listed in the
+file ``$RIFT_SSH_HOSTS``). The last two are imported only when asked for, since
+their SDKs are optional.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ def make_cluster(
         return LocalCluster(nodes=nodes, run_id=run_id, base=base)
     if backend == "netns":
         return NetnsCluster(nodes=nodes, run_id=run_id, base=base)
+    if backend == "docker":
+        from rift_chaos.remote.docker import DockerCluster
+
+        return DockerCluster(nodes=nodes, run_id=run_id)
+    if backend == "ssh":
+        from rift_chaos.remote.ssh import SshCluster
+
+        return SshCluster.from_env(nodes=nodes, run_id=run_id)
     if backend in BACKENDS:
         raise BackendUnavailable(
             f"the {backend} backend is not implemented yet; use netns or local"

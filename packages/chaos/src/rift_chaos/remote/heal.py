@@ -1,10 +1,13 @@
-"""Find and remove what a run left behind: processes, namespaces, links.
+"""Find and remove what a run left behind: processes, namespaces, links, containers.
 
 Everything a backend creates is named after its run id (``rift-<runid>-n1``,
 ``rift-<runid>-br``, the control link ``rift<runid>``) and every process it starts
 carries ``RIFT_RUN_ID=<runid>`` in its environment, so a crashed run can be cleaned
 up from nothing but its id. Partition rules live inside the node namespaces and go
 with them; nothing of ours is ever in the machine's own iptables.
+
+Docker containers and networks carry the label ``rift.run_id=<runid>`` and are
+removed through the daemon, if one is running (see ``docker.heal_docker``).
 
 Healing is idempotent: healing a run that left nothing behind does nothing.
 With ``run_id=None`` every run is healed (``chaos heal --all``), including runs
@@ -58,10 +61,15 @@ class HealReport:
     processes: tuple[int, ...]
     namespaces: tuple[str, ...]
     links: tuple[str, ...]
+    #: Docker containers and networks labelled with the run id (docker backend).
+    containers: tuple[str, ...] = ()
+    networks: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.processes or self.namespaces or self.links)
+        return not (
+            self.processes or self.namespaces or self.links or self.containers or self.networks
+        )
 
 
 def _matches(pattern: re.Pattern[str], name: str, run_id: str | None) -> bool:
@@ -154,6 +162,14 @@ def heal(run_id: str | None) -> HealReport:
     left += [link for link in run_links(run_id) if link in links]
     if left:
         raise RemoteError(f"could not remove {', '.join(left)}; heal needs root")
+    # Imported here: the docker backend is optional and imports this module.
+    from rift_chaos.remote.docker import heal_docker
+
+    containers, networks = heal_docker(run_id)
     return HealReport(
-        processes=tuple(sorted(set(processes))), namespaces=tuple(namespaces), links=tuple(links)
+        processes=tuple(sorted(set(processes))),
+        namespaces=tuple(namespaces),
+        links=tuple(links),
+        containers=tuple(containers),
+        networks=tuple(networks),
     )

@@ -1,0 +1,59 @@
+"""Scenarios drawn from seeds, restricted for shrinking, and the index syntax of replay lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from rift_chaos.sim.scenario import FAULT_KINDS, PARTITION_SHAPES, draw_scenario
+from rift_chaos.sim.shrink import format_indexes, parse_indexes, restrict
+
+
+def test_the_same_seed_draws_the_same_scenario() -> None:
+    assert draw_scenario(11) == draw_scenario(11)
+    assert draw_scenario(11) != draw_scenario(12)
+
+
+def test_scenarios_cover_the_vocabulary() -> None:
+    scenarios = [draw_scenario(seed) for seed in range(300)]
+    assert {len(s.nodes) for s in scenarios} == {3, 5}
+    kinds = {f.kind for s in scenarios for f in s.faults}
+    assert kinds == set(FAULT_KINDS)
+    shapes = {f.shape for s in scenarios for f in s.faults if f.kind == "partition"}
+    assert shapes == set(PARTITION_SHAPES)
+    assert {op.f for s in scenarios for op in s.ops} == {"send", "poll"}
+
+
+def test_every_fault_ends_by_the_end_of_the_fault_window() -> None:
+    for seed in range(100):
+        s = draw_scenario(seed)
+        for fault in s.faults:
+            assert 0 < fault.start_ms <= fault.end_ms <= s.fault_end_ms
+            if fault.kind == "partition":
+                nodes = {dst for dst, _ in fault.grudge}
+                assert nodes == set(s.nodes)
+        assert all(op.at_ms < s.fault_end_ms for op in s.ops)
+        assert list(s.ops) == sorted(s.ops, key=lambda op: (op.at_ms, op.process))
+
+
+def test_restrict_keeps_only_the_given_faults_and_ops() -> None:
+    s = draw_scenario(5)
+    small = restrict(s, faults=[], ops=[0, 2])
+    assert small.faults == ()
+    assert small.ops == (s.ops[0], s.ops[2])
+    assert small.seed == s.seed
+    with pytest.raises(ValueError, match="out of range"):
+        restrict(s, faults=[99], ops=[])
+
+
+@pytest.mark.parametrize(
+    ("indexes", "text"),
+    [([], "none"), ([3], "3"), ([0, 1, 2, 5, 7, 8], "0-2,5,7-8"), ([4, 2, 3], "2-4")],
+)
+def test_index_ranges_round_trip(indexes: list[int], text: str) -> None:
+    assert format_indexes(indexes) == text
+    assert parse_indexes(text) == sorted(indexes)
+
+
+def test_bad_index_ranges_are_refused() -> None:
+    with pytest.raises(ValueError, match="bad index range"):
+        parse_indexes("1,x")
