@@ -8,7 +8,10 @@ from rift_chaos.system import SystemSettings
 
 PREFIX = "INFO rift_broker.cluster: observe"
 LEADER = '{"kind": "leader", "topic": "t", "partition": 2, "epoch": 1, "node": 1}'
-HW = '{"kind": "high-watermark", "topic": "t", "partition": 2, "offset": 57, "epoch": 1, "node": 1}'
+HW = (
+    '{"kind": "high-watermark", "topic": "t", "partition": 2, "offset": 57, "epoch": 1,'
+    ' "node": 1, "monotonic_ns": 5000000000}'
+)
 LOG = (
     f"2026-11-27 08:31:49,727 {PREFIX} {LEADER}\n"
     f"2026-11-27 08:31:49,793 {PREFIX} {HW}\n"
@@ -27,4 +30,5 @@ def test_observations_carry_the_log_time_and_node_names() -> None:
     expected = cluster.nodes[0].name  # broker node id 1 is the cluster's first node
     assert facts[0]["value"] == {"topic": "t", "partition": 2, "epoch": 1, "node": expected}
     assert facts[1]["value"] == {"topic": "t", "partition": 2, "offset": 57, "epoch": 1}
-    assert facts[1]["time_ms"] - facts[0]["time_ms"] == 66
+    assert facts[0]["time_ms"] > 10**12  # no monotonic time: the log line's wall clock
+    assert facts[1]["time_ms"] == 5000  # the broker's monotonic clock, in ms

@@ -122,8 +122,9 @@ class Observable(Protocol):
     observation schema (``leader``: topic, partition, epoch, node;
     ``high-watermark``: topic, partition, offset). Read after the run, from the
     node's logs; a node that recorded nothing returns an empty list. An optional
-    ``"time_ms"`` (wall clock, ms since the epoch) lets the runner merge the nodes'
-    facts in the order they happened.
+    ``"time_ms"`` lets the runner merge the nodes' facts in the order they happened;
+    it must come from one clock for all nodes, and not one a clock fault moves (the
+    monotonic clock, where nodes share a kernel).
     """
 
     def observations(self, remote: Remote) -> list[Mapping[str, Any]]: ...

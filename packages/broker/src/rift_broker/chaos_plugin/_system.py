@@ -39,6 +39,15 @@ def kafka_address(node: Node) -> str:
     return f"{node.host}:{KAFKA_PORT + node.port_offset}"
 
 
+def _fact_time_ms(fact: Mapping[str, Any], line: str) -> int | None:
+    """When a fact was recorded: the broker's monotonic clock (shared by every node
+    on one kernel, and untouched by clock faults), else the log line's wall clock."""
+    mono = fact.get("monotonic_ns")
+    if isinstance(mono, int):
+        return mono // 1_000_000
+    return _log_time_ms(line)
+
+
 def _log_time_ms(line: str) -> int | None:
     """The wall-clock time (ms since the epoch) of a ``broker serve`` log line."""
     try:
@@ -259,7 +268,7 @@ class BrokerSystem:
                 continue
             node = names.get(fact.get("node"), str(fact.get("node")))
             where = {"topic": fact["topic"], "partition": fact["partition"]}
-            at = _log_time_ms(line)
+            at = _fact_time_ms(fact, line)
             if fact.get("kind") == "leader":
                 value = {**where, "epoch": fact["epoch"], "node": node}
                 out.append({"f": "leader", "value": value, "time_ms": at})

@@ -240,17 +240,16 @@ class ClusterDriver:
             if created is not None and not created.done():
                 created.set_result(effect.reply)
         elif isinstance(effect, Observed):
-            _log.info(
-                "observe %s",
-                json.dumps(
-                    {
-                        "kind": effect.kind,
-                        "topic": effect.topic,
-                        "partition": effect.partition,
-                        **effect.value,
-                    }
-                ),
-            )
+            # The monotonic clock, not the wall clock: a clock fault moves the wall
+            # clock of one node, and these facts are merged across nodes by time.
+            fact = {
+                "kind": effect.kind,
+                "topic": effect.topic,
+                "partition": effect.partition,
+                **effect.value,
+                "monotonic_ns": time.monotonic_ns(),
+            }
+            _log.info("observe %s", json.dumps(fact))
             return True
         return False
 
