@@ -5,12 +5,17 @@ facade with the same methods lives in :mod:`rift_client.sync`. Every produce
 result is a :class:`DeliveryReport` (``ok`` / ``definite`` / ``status``); every
 error is a :class:`ClientError` carrying ``retriable`` and ``definite``. The rule
 for definite versus unknown outcomes is in :mod:`rift_client.outcome`.
+
+Consumer groups: ``Consumer(..., group_id=...)`` with ``subscribe`` / ``commit`` /
+``commit_async`` / ``committed``; the membership machine is :mod:`rift_client.group`
+and the assignors (``sticky``, ``range``) are :mod:`rift_client.assignor`.
 """
 
 from __future__ import annotations
 
-from rift_client import errors
+from rift_client import assignor, errors, group
 from rift_client.admin import Admin
+from rift_client.assignor import MemberSubscription, range_assign, sticky_assign
 from rift_client.compression import Compression
 from rift_client.consumer import Consumer
 from rift_client.errors import (
@@ -73,4 +78,10 @@ __all__ = [
     "RecordBatch",
     "encode_batch",
     "decode_batches",
+    # consumer groups
+    "assignor",
+    "group",
+    "MemberSubscription",
+    "sticky_assign",
+    "range_assign",
 ]

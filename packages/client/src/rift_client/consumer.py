@@ -12,8 +12,17 @@ metadata and the next round goes to the new leader. OFFSET_OUT_OF_RANGE applies 
 reset policy.
 
 Reads change nothing on the broker, so poll's errors are raised with
-``definite=True``. Group membership (subscribe, commit) will sit beside this
-manual assignment without changing it.
+``definite=True``.
+
+Groups. With ``group_id``, :meth:`Consumer.subscribe` hands the assignment to the
+group (the membership machine of :mod:`rift_client.group`, run by a background task
+that also heartbeats). Rebalancing is eager: a revocation empties the assignment;
+a new assignment starts each partition at the group's committed offset, else at
+``auto_offset_reset``. :meth:`commit` / :meth:`commit_async` / :meth:`committed`
+work with ``assign`` too (a "simple" consumer commits outside any generation).
+Auto-commit is off unless ``enable_auto_commit``; then poll commits the consumed
+positions every ``auto_commit_interval_ms``, and revocation commits first.
+:meth:`close` leaves the group.
 """
 
 from __future__ import annotations
@@ -21,13 +30,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rift_client import protocol
+from rift_client._group_driver import GroupDriver
 from rift_client._offsets import EARLIEST, LATEST, list_offsets
 from rift_client.cluster import Cluster
 from rift_client.errors import ClientError, InvalidArgument, for_code
+from rift_client.group import Membership, State
 from rift_client.protocol import Api
 from rift_client.records import decode_batches
 from rift_client.types import ConsumerRecord, TopicPartition
@@ -53,11 +64,20 @@ class Consumer:
         retry_backoff_ms: float = 100,
         isolation_level: str = "read_uncommitted",
         check_crcs: bool = True,
+        group_id: str | None = None,
+        session_timeout_ms: float = 45000,
+        heartbeat_interval_ms: float = 3000,
+        rebalance_timeout_ms: float = 300000,
+        partition_assignment_strategy: Sequence[str] = ("sticky", "range"),
+        enable_auto_commit: bool = False,
+        auto_commit_interval_ms: float = 5000,
     ) -> None:
         if auto_offset_reset not in _RESETS:
             raise InvalidArgument("auto_offset_reset must be 'earliest', 'latest' or 'none'")
         if isolation_level not in ("read_uncommitted", "read_committed"):
             raise InvalidArgument("isolation_level is read_uncommitted or read_committed")
+        if enable_auto_commit and group_id is None:
+            raise InvalidArgument("enable_auto_commit needs a group_id")
         self.auto_offset_reset = auto_offset_reset
         self.fetch_max_wait = fetch_max_wait_ms / 1000
         self.fetch_min_bytes = fetch_min_bytes
@@ -73,6 +93,33 @@ class Consumer:
         self._positions: dict[TopicPartition, int | None] = {}
         self._buffer: dict[TopicPartition, deque[ConsumerRecord]] = defaultdict(deque)
         self._started = False
+        # Bumped by every assignment change, so answers to older fetches are dropped.
+        self._assignment_epoch = 0
+        self.group_id = group_id
+        self.enable_auto_commit = enable_auto_commit
+        self.auto_commit_interval = auto_commit_interval_ms / 1000
+        self._next_auto_commit = 0.0
+        self._subscribed = False
+        self._awaiting_committed: set[TopicPartition] = set()
+        self._group: GroupDriver | None = None
+        if group_id is not None:
+            membership = Membership(
+                group_id,
+                assignors=tuple(partition_assignment_strategy),
+                session_timeout=session_timeout_ms / 1000,
+                rebalance_timeout=rebalance_timeout_ms / 1000,
+                heartbeat_interval=heartbeat_interval_ms / 1000,
+                retry_backoff=self.backoff,
+            )
+            self._group = GroupDriver(
+                self.cluster,
+                group_id,
+                membership=membership,
+                request_timeout=self.request_timeout,
+                backoff=self.backoff,
+            )
+            self._group.on_assigned = self._on_assigned
+            self._group.on_revoked = self._on_revoked
 
     async def start(self) -> None:
         if not self._started:
@@ -87,12 +134,26 @@ class Consumer:
         await self.close()
 
     async def close(self) -> None:
+        """Leave the group (if subscribed; committing first under auto-commit) and
+        close every connection."""
+        if self._group is not None:
+            if self.enable_auto_commit and self._positions:
+                with contextlib.suppress(ClientError):
+                    await self.commit()
+            await self._group.stop(leave=True)
+            self._subscribed = False
         await self.cluster.close()
 
     # --- assignment and positions -----------------------------------------------
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Consume exactly ``partitions`` (replacing the previous assignment)."""
+        if self._subscribed:
+            raise InvalidArgument("this consumer subscribed; assign() is for manual assignment")
+        self._assign(partitions)
+
+    def _assign(self, partitions: Iterable[TopicPartition]) -> None:
+        self._assignment_epoch += 1
         wanted = set(partitions)
         self._positions = {tp: self._positions.get(tp) for tp in wanted}
         for tp in list(self._buffer):
@@ -100,7 +161,134 @@ class Consumer:
                 del self._buffer[tp]
 
     def assignment(self) -> frozenset[TopicPartition]:
-        return frozenset(self._positions)
+        return frozenset(self._positions) | frozenset(self._awaiting_committed)
+
+    # --- groups --------------------------------------------------------------
+
+    def subscribe(self, topics: Iterable[str]) -> None:
+        """Join the group (``group_id``) for ``topics``; the group assigns partitions.
+
+        Call from a running event loop; the assignment arrives during later polls."""
+        names = [topics] if isinstance(topics, str) else list(topics)
+        if self._group is None or self._group.membership is None:
+            raise InvalidArgument("subscribe() needs a group_id")
+        if not names:
+            raise InvalidArgument("subscribe to at least one topic (close() leaves the group)")
+        if not self._subscribed and self._positions:
+            raise InvalidArgument("this consumer has a manual assignment; assign([]) first")
+        loop = asyncio.get_running_loop()
+        self._group.membership.subscribe(names, loop.time())
+        self._subscribed = True
+        self._group.start()
+        self._group.wake()
+
+    def subscription(self) -> frozenset[str]:
+        if self._group is None or self._group.membership is None:
+            return frozenset()
+        return self._group.membership.topics
+
+    @property
+    def generation(self) -> int:
+        """The group generation of the current assignment (-1 outside a group)."""
+        membership = self._group.membership if self._group is not None else None
+        return membership.generation if membership is not None and membership.stable else -1
+
+    @property
+    def member_id(self) -> str:
+        membership = self._group.membership if self._group is not None else None
+        return membership.member_id if membership is not None else ""
+
+    def _driver(self) -> GroupDriver:
+        if self._group is None:
+            raise InvalidArgument("commits need a group_id")
+        return self._group
+
+    def consumed_offsets(self) -> dict[TopicPartition, int]:
+        """Per assigned partition with a position: the offset of the next record
+        poll returns (what a commit records)."""
+        out: dict[TopicPartition, int] = {}
+        for tp, position in self._positions.items():
+            queue = self._buffer.get(tp)
+            if queue:
+                out[tp] = queue[0].offset
+            elif position is not None:
+                out[tp] = position
+        return out
+
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit ``offsets`` (default: :meth:`consumed_offsets`) and await the answer.
+
+        Raises a :class:`ClientError`: ``definite=True`` if the commit certainly did not
+        happen (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS, ...),
+        ``definite=False`` if its answer was lost."""
+        chosen = self.consumed_offsets() if offsets is None else dict(offsets)
+        await self.start()
+        await self._driver().commit({tp: (off, -1) for tp, off in chosen.items()})
+
+    def commit_async(
+        self, offsets: Mapping[TopicPartition, int] | None = None
+    ) -> asyncio.Task[None]:
+        """Start a commit of ``offsets`` taken now; the task ends as :meth:`commit` would."""
+        chosen = self.consumed_offsets() if offsets is None else dict(offsets)
+        self._driver()
+        return asyncio.ensure_future(self.commit(chosen))
+
+    async def committed(
+        self, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, int | None]:
+        """The group's committed offsets for ``partitions`` (None: nothing committed)."""
+        await self.start()
+        return await self._driver().committed(partitions)
+
+    async def _on_assigned(self, partitions: frozenset[TopicPartition]) -> None:
+        self._assign([])
+        self._awaiting_committed = set(partitions)
+
+    async def _on_revoked(self, partitions: frozenset[TopicPartition]) -> None:
+        if self.enable_auto_commit:
+            offsets = {tp: o for tp, o in self.consumed_offsets().items() if tp in partitions}
+            with contextlib.suppress(ClientError):
+                await self._driver().commit(
+                    {tp: (o, -1) for tp, o in offsets.items()}, revoking=True
+                )
+        self._awaiting_committed = set()
+        self._assign([])
+
+    async def _group_positions(self, deadline: float) -> None:
+        """Turn a fresh group assignment into positions (committed offsets), and wait
+        (until ``deadline``) while the group has none for us."""
+        group = self._group
+        if group is None:
+            return
+        loop = asyncio.get_running_loop()
+        membership = group.membership
+        assert membership is not None
+        if self.enable_auto_commit and self._positions and loop.time() >= self._next_auto_commit:
+            self._next_auto_commit = loop.time() + self.auto_commit_interval
+            if membership.stable or not self._subscribed:
+                task = self.commit_async()
+                task.add_done_callback(_ignore_result)
+        if not self._subscribed:
+            return
+        if membership.state is State.FAILED and membership.error is not None:
+            raise membership.error
+        group.check()
+        if not self._positions and not self._awaiting_committed:
+            group.changed.clear()
+            remaining = deadline - loop.time()
+            if remaining > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await group.changed.wait()
+        if self._awaiting_committed:
+            epoch = self._assignment_epoch
+            pending = set(self._awaiting_committed)
+            committed = await group.committed(pending)
+            if epoch == self._assignment_epoch and pending == self._awaiting_committed:
+                self._awaiting_committed = set()
+                self._assign(pending)
+                for tp, offset in committed.items():
+                    self._positions[tp] = offset
 
     def _check(self, tp: TopicPartition) -> None:
         if tp not in self._positions:
@@ -182,6 +370,7 @@ class Consumer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_ms / 1000
         while True:
+            await self._group_positions(deadline)
             await self._reset_unknown()
             records = self._drain(max_records)
             if records:
@@ -227,6 +416,7 @@ class Consumer:
 
     async def _fetch(self, node: int, tps: list[TopicPartition], *, max_wait: float) -> set[str]:
         """One Fetch to ``node``; returns topics whose metadata looked stale."""
+        requested = {tp: self._positions[tp] for tp in tps}
         conn = await self.cluster.connection(node)
         version = conn.version(Api.FETCH)
         by_topic: dict[str, list[Any]] = defaultdict(list)
@@ -269,8 +459,8 @@ class Consumer:
         for topic in response.responses:
             for part in topic.partitions:
                 tp = TopicPartition(topic=topic.topic, partition=int(part.partition_index))
-                if tp not in self._positions or self._positions[tp] is None:
-                    continue  # reassigned or reset while the fetch was out
+                if tp not in self._positions or self._positions[tp] != requested.get(tp):
+                    continue  # reassigned, reset or sought while the fetch was out
                 code = int(part.error_code)
                 if code == _OFFSET_OUT_OF_RANGE:
                     if _RESETS[self.auto_offset_reset] is None:
@@ -309,3 +499,8 @@ class Consumer:
                         )
             position = batch.last_offset + 1
         self._positions[tp] = position
+
+
+def _ignore_result(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # auto-commit is best effort; the next one retries

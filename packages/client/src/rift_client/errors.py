@@ -130,6 +130,7 @@ RequestTimedOut = _kafka("RequestTimedOut", 7, retriable=True, definite=False)
 BrokerNotAvailable = _kafka("BrokerNotAvailable", 8, retriable=True, invalid_metadata=True)
 ReplicaNotAvailable = _kafka("ReplicaNotAvailable", 9, retriable=True, invalid_metadata=True)
 MessageTooLarge = _kafka("MessageTooLarge", 10, retriable=False)
+OffsetMetadataTooLarge = _kafka("OffsetMetadataTooLarge", 12, retriable=False)
 NetworkException = _kafka(
     "NetworkException", 13, retriable=True, definite=False, invalid_metadata=True
 )
@@ -144,9 +145,14 @@ NotEnoughReplicasAfterAppend = _kafka(
 )
 InvalidRequiredAcks = _kafka("InvalidRequiredAcks", 21, retriable=False)
 IllegalGeneration = _kafka("IllegalGeneration", 22, retriable=False)
+InconsistentGroupProtocol = _kafka("InconsistentGroupProtocol", 23, retriable=False)
+InvalidGroupId = _kafka("InvalidGroupId", 24, retriable=False)
 UnknownMemberId = _kafka("UnknownMemberId", 25, retriable=False)
+InvalidSessionTimeout = _kafka("InvalidSessionTimeout", 26, retriable=False)
 RebalanceInProgress = _kafka("RebalanceInProgress", 27, retriable=False)
+InvalidCommitOffsetSize = _kafka("InvalidCommitOffsetSize", 28, retriable=False)
 TopicAuthorizationFailed = _kafka("TopicAuthorizationFailed", 29, retriable=False)
+GroupAuthorizationFailed = _kafka("GroupAuthorizationFailed", 30, retriable=False)
 InvalidTimestamp = _kafka("InvalidTimestamp", 32, retriable=False)
 UnsupportedVersionCode = _kafka("UnsupportedVersionCode", 35, retriable=False)
 TopicAlreadyExists = _kafka("TopicAlreadyExists", 36, retriable=False)
@@ -169,7 +175,9 @@ UnknownLeaderEpoch = _kafka("UnknownLeaderEpoch", 75, retriable=True, invalid_me
 UnsupportedCompressionType = _kafka("UnsupportedCompressionType", 76, retriable=False)
 OffsetNotAvailable = _kafka("OffsetNotAvailable", 78, retriable=True, invalid_metadata=True)
 MemberIdRequired = _kafka("MemberIdRequired", 79, retriable=False)
+GroupMaxSizeReached = _kafka("GroupMaxSizeReached", 81, retriable=False)
 InvalidRecord = _kafka("InvalidRecord", 87, retriable=False)
+UnstableOffsetCommit = _kafka("UnstableOffsetCommit", 88, retriable=True)
 ThrottlingQuotaExceeded = _kafka("ThrottlingQuotaExceeded", 89, retriable=True)
 ProducerFenced = _kafka("ProducerFenced", 90, retriable=False)
 
@@ -186,6 +194,7 @@ ERRORS_BY_CODE: dict[int, type[KafkaError]] = {
         BrokerNotAvailable,
         ReplicaNotAvailable,
         MessageTooLarge,
+        OffsetMetadataTooLarge,
         NetworkException,
         CoordinatorLoadInProgress,
         CoordinatorNotAvailable,
@@ -196,9 +205,14 @@ ERRORS_BY_CODE: dict[int, type[KafkaError]] = {
         NotEnoughReplicasAfterAppend,
         InvalidRequiredAcks,
         IllegalGeneration,
+        InconsistentGroupProtocol,
+        InvalidGroupId,
         UnknownMemberId,
+        InvalidSessionTimeout,
         RebalanceInProgress,
+        InvalidCommitOffsetSize,
         TopicAuthorizationFailed,
+        GroupAuthorizationFailed,
         InvalidTimestamp,
         UnsupportedVersionCode,
         TopicAlreadyExists,
@@ -219,7 +233,9 @@ ERRORS_BY_CODE: dict[int, type[KafkaError]] = {
         UnsupportedCompressionType,
         OffsetNotAvailable,
         MemberIdRequired,
+        GroupMaxSizeReached,
         InvalidRecord,
+        UnstableOffsetCommit,
         ThrottlingQuotaExceeded,
         ProducerFenced,
     )

@@ -13,6 +13,7 @@ the same as the asyncio classes'.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -156,6 +157,36 @@ class Consumer(_Facade):
 
     def poll(self, *, timeout_ms: float = 1000, max_records: int = 500) -> list[ConsumerRecord]:
         return self._loop.run(self._client.poll(timeout_ms=timeout_ms, max_records=max_records))
+
+    def subscribe(self, topics: Iterable[str]) -> None:
+        names = [topics] if isinstance(topics, str) else list(topics)
+
+        async def run() -> None:
+            self._client.subscribe(names)
+
+        self._loop.run(run())
+
+    def subscription(self) -> frozenset[str]:
+        result: frozenset[str] = self._client.subscription()
+        return result
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit and wait for the broker's answer (see :meth:`rift_client.Consumer.commit`)."""
+        self._loop.run(self._client.commit(offsets))
+
+    def commit_async(
+        self, offsets: Mapping[TopicPartition, int] | None = None
+    ) -> concurrent.futures.Future[None]:
+        """Start a commit; the returned future ends as :meth:`commit` would."""
+
+        async def run() -> None:
+            await self._client.commit_async(offsets)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop.loop)
+
+    def committed(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        tps = list(partitions)
+        return self._loop.run(self._client.committed(tps))
 
 
 class Admin(_Facade):
