@@ -54,7 +54,8 @@ class UnreplicatedClient(BrokerClient):
     """Produces with acks=1: acknowledged once the leader alone has the write."""
 
     def __init__(self, *, settings: SystemSettings, nodes) -> None:
-        super().__init__(settings=dataclasses.replace(settings, acks="1"), nodes=nodes)
+        unsafe = dataclasses.replace(settings, acks="1", idempotence=False)
+        super().__init__(settings=unsafe, nodes=nodes)
 
 
 class UnreplicatedSystem(BrokerSystem):
