@@ -36,10 +36,12 @@ headers of the log's batches; no record is ever decoded.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
 from rift_broker.errors import InvalidProducerEpoch, OutOfOrderSequence
+from rift_broker.records import BatchHeader
 
 __all__ = [
     "MAX_BATCHES",
@@ -178,6 +180,25 @@ class ProducerStateTable:
                 last_offset=last_offset,
             )
         )
+
+    def record_batch(self, header: BatchHeader) -> None:
+        """:meth:`record` a batch from its header, whose offsets are already assigned."""
+        self.record(
+            producer_id=header.producer_id,
+            epoch=header.producer_epoch,
+            base_sequence=header.base_sequence,
+            last_offset_delta=header.last_offset_delta,
+            base_offset=header.base_offset,
+            last_offset=header.base_offset + header.last_offset_delta,
+        )
+
+    @classmethod
+    def from_headers(cls, headers: Iterable[BatchHeader]) -> ProducerStateTable:
+        """The state a log implies, replayed from its batch headers (no record decoded)."""
+        table = cls()
+        for header in headers:
+            table.record_batch(header)
+        return table
 
     def bump_epoch(self, *, producer_id: int, epoch: int) -> None:
         """Fence older epochs of a producer (InitProducerId with a known id)."""

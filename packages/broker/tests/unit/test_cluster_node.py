@@ -43,16 +43,7 @@ class Net:
             log = PartitionLog.open(
                 f"/n{n}/{topic}-{partition}", config=LogConfig(), storage=disk, now_ms=self.now
             )
-            producers = ProducerStateTable()
-            for _, h in log.batches_headers():
-                producers.record(
-                    producer_id=h.producer_id,
-                    epoch=h.producer_epoch,
-                    base_sequence=h.base_sequence,
-                    last_offset_delta=h.last_offset_delta,
-                    base_offset=h.base_offset,
-                    last_offset=h.last_offset,
-                )
+            producers = ProducerStateTable.from_headers(h for _, h in log.batches_headers())
             return log, producers
 
         config = NodeConfig(

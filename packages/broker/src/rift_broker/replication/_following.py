@@ -117,14 +117,7 @@ class FollowerSide(ReplicaBase):
                 replica.inflight_deadline = now_ms + self.config.request_timeout_ms
                 return []
             for _, header in batches:
-                replica.producers.record(
-                    producer_id=header.producer_id,
-                    epoch=header.producer_epoch,
-                    base_sequence=header.base_sequence,
-                    last_offset_delta=header.last_offset_delta,
-                    base_offset=header.base_offset,
-                    last_offset=header.last_offset,
-                )
+                replica.producers.record_batch(header)
         follower.on_fetched(
             log_end_offset=log.log_end_offset, leader_high_watermark=response.high_watermark
         )

@@ -17,6 +17,7 @@ crash could take back. Otherwise it is the log end offset.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,14 +97,7 @@ class Partition:
             self._record(header, header.base_offset)
 
     def _record(self, header: BatchHeader, base_offset: int) -> None:
-        self.producers.record(
-            producer_id=header.producer_id,
-            epoch=header.producer_epoch,
-            base_sequence=header.base_sequence,
-            last_offset_delta=header.last_offset_delta,
-            base_offset=base_offset,
-            last_offset=base_offset + header.last_offset_delta,
-        )
+        self.producers.record_batch(dataclasses.replace(header, base_offset=base_offset))
 
     # -- reading -----------------------------------------------------------------
 
