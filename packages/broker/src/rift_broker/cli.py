@@ -168,12 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_serve(sub)
+    from rift_broker.cluster.dev import add_cluster_command
+
+    add_cluster_command(sub)
     try:
         from rift_broker import cli_client
     except ImportError:  # the client commands need rift_client
         pass
     else:
         cli_client.add_commands(sub)
+    from rift_broker.bench.broker_bench import add_bench_command
+
+    add_bench_command(sub)
     return parser
 
 
