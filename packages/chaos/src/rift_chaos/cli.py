@@ -1,8 +1,10 @@
 """The ``chaos`` command line.
 
 ``chaos run WORKLOAD`` runs a workload, ``chaos check RUN`` checks a stored run,
-``chaos heal`` removes what a crashed run left behind. Exit status: 0 valid (or
-done), 1 invalid, 2 unknown or error. Errors are one line on stderr.
+``chaos heal`` removes what a crashed run left behind, ``chaos sim`` runs seeded
+scenarios in the deterministic simulator (see :mod:`rift_chaos.sim.command`).
+Exit status: 0 valid (or done), 1 invalid, 2 unknown or error. Errors are one line
+on stderr.
 """
 
 from __future__ import annotations
@@ -71,7 +73,56 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument(
         "--all", action="store_true", help="every run on this machine (none may be in progress)"
     )
+    _add_sim(commands)
     return parser
+
+
+def _add_sim(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sim = commands.add_parser(
+        "sim",
+        help="run seeded scenarios in the deterministic simulator",
+        description="Run the system's own logic in virtual time under seeded faults. "
+        "`--seeds N` runs N scenarios (failures print the line that replays them, then "
+        "shrink); `--seed S` replays one with a readable trace.",
+    )
+    which = sim.add_mutually_exclusive_group(required=True)
+    which.add_argument("--seeds", type=int, metavar="N", help="run N scenarios")
+    which.add_argument("--seed", type=int, metavar="S", help="replay the scenario of seed S")
+    sim.add_argument("--start", type=int, default=0, help="first seed of --seeds (0)")
+    sim.add_argument("--system", default="rift-broker", help="the system (rift-broker)")
+    sim.add_argument("--jobs", type=int, help="worker processes (default: one per CPU)")
+    sim.add_argument("--keep-faults", metavar="I,J-K", help="replay only these faults")
+    sim.add_argument("--keep-ops", metavar="I,J-K", help="replay only these client ops")
+    sim.add_argument("--no-trace", action="store_true", help="--seed: do not print the trace")
+    sim.add_argument("--no-shrink", action="store_true", help="do not shrink failures")
+    sim.add_argument(
+        "--check-determinism", action="store_true", help="run each scenario twice, compare hashes"
+    )
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from rift_chaos.sim import command
+
+    if args.seed is not None:
+        return command.replay(
+            seed=args.seed,
+            system=args.system,
+            keep_faults=args.keep_faults,
+            keep_ops=args.keep_ops,
+            show_trace=not args.no_trace,
+            do_shrink=not args.no_shrink,
+            check_determinism=args.check_determinism,
+        )
+    if args.seeds < 1:
+        raise ChaosError("--seeds must be at least 1")
+    return command.run_many(
+        start=args.start,
+        count=args.seeds,
+        system=args.system,
+        jobs=args.jobs,
+        do_shrink=not args.no_shrink,
+        check_determinism=args.check_determinism,
+    )
 
 
 def _describe(report: HealReport, label: str) -> str:
@@ -125,7 +176,7 @@ def _heal(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"run": _run, "check": _check, "heal": _heal}
+    handlers = {"run": _run, "check": _check, "heal": _heal, "sim": _sim}
     try:
         return handlers[args.command](args)
     except ChaosError as exc:

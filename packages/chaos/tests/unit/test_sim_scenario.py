@@ -21,6 +21,8 @@ def test_scenarios_cover_the_vocabulary() -> None:
     shapes = {f.shape for s in scenarios for f in s.faults if f.kind == "partition"}
     assert shapes == set(PARTITION_SHAPES)
     assert {op.f for s in scenarios for op in s.ops} == {"send", "poll"}
+    targeted = {f.kind for s in scenarios for f in s.faults if f.leader}
+    assert targeted == {"partition", "kill", "pause"}
 
 
 def test_every_fault_ends_by_the_end_of_the_fault_window() -> None:
@@ -28,7 +30,7 @@ def test_every_fault_ends_by_the_end_of_the_fault_window() -> None:
         s = draw_scenario(seed)
         for fault in s.faults:
             assert 0 < fault.start_ms <= fault.end_ms <= s.fault_end_ms
-            if fault.kind == "partition":
+            if fault.kind == "partition" and not fault.leader:
                 nodes = {dst for dst, _ in fault.grudge}
                 assert nodes == set(s.nodes)
         assert all(op.at_ms < s.fault_end_ms for op in s.ops)

@@ -1,0 +1,177 @@
+"""The broker's safety invariants, checked after every simulated event.
+
+Per step (raising :class:`~rift_chaos.sim.scenario.InvariantViolation` at once, so
+the trace ends where things went wrong):
+
+- **one Raft leader per term**: no two nodes are ever leader in the same term;
+- **committed metadata is never lost**: every entry any node applies as committed
+  has the same term and command as every other node's entry at that index, and a
+  node that becomes Raft leader holds every entry committed so far;
+- **one partition leader per epoch**: no two nodes lead a partition in one leader
+  epoch (from the replica managers' own state and their ``leader`` observations);
+- **the high watermark never moves back on a leader within an epoch** (per process:
+  a restarted broker is a new leader object).
+
+At the end of a run (:meth:`Invariants.final`): every acknowledged record is in the
+final log at the offset it was acknowledged with, and all replicas agree with the
+leader below its high watermark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from rift_broker.chaos_plugin._sim_node import decode
+from rift_broker.raft import Entry
+from rift_broker.replication.messages import Observed
+from rift_chaos.sim.scenario import InvariantViolation
+
+if TYPE_CHECKING:
+    from rift_broker.chaos_plugin._sim_node import BrokerSimNode
+
+Key = tuple[str, int]
+
+
+def _zero() -> int:
+    return 0
+
+
+class Invariants:
+    def __init__(self) -> None:
+        self.now_ms: Callable[[], int] = _zero
+        self._raft_leaders: dict[int, str] = {}
+        self._committed: dict[int, tuple[int, bytes]] = {}
+        self._checked_leaders: set[tuple[str, int]] = set()
+        self._partition_leaders: dict[tuple[str, int, int], str] = {}
+        self._hw: dict[tuple[int, str, int, int], int] = {}  # (process, topic, p, epoch)
+
+    def _fail(self, message: str) -> None:
+        raise InvariantViolation(f"at {self.now_ms()}ms: {message}")
+
+    # -- per step -----------------------------------------------------------------
+
+    def on_committed(self, name: str, entries: Sequence[Entry]) -> None:
+        committed = self._committed
+        for entry in entries:
+            known = committed.get(entry.index)
+            if known is None:
+                committed[entry.index] = (entry.term, entry.command)
+            elif known != (entry.term, entry.command):
+                self._fail(
+                    f"committed metadata lost: {name} committed index {entry.index} at term "
+                    f"{entry.term}, but term {known[0]} was committed there"
+                )
+
+    def after_step(self, sim_node: BrokerSimNode) -> None:
+        node = sim_node.node
+        assert node is not None
+        name = sim_node.name
+        raft = node.raft
+        if raft.is_leader:
+            term = raft.term
+            other = self._raft_leaders.setdefault(term, name)
+            if other != name:
+                self._fail(f"two Raft leaders in term {term}: {other} and {name}")
+            if (name, term) not in self._checked_leaders:
+                self._checked_leaders.add((name, term))
+                floor = raft.log.offset
+                for index, (t, _) in self._committed.items():
+                    if index > floor and raft.log.term_at(index) != t:
+                        self._fail(
+                            f"Raft leader {name} of term {term} lacks committed entry {index} "
+                            f"(term {t})"
+                        )
+        process = id(sim_node)
+        for (topic, partition), replica in node.replicas._replicas.items():
+            leader = replica.leader
+            if leader is None:
+                continue
+            self._leader(name, topic, partition, leader.leader_epoch)
+            key = (process, topic, partition, leader.leader_epoch)
+            hw = leader.high_watermark
+            before = self._hw.get(key, hw)
+            if hw < before:
+                self._fail(
+                    f"high watermark of {topic}/{partition} moved back on leader {name} in "
+                    f"epoch {leader.leader_epoch}: {before} -> {hw}"
+                )
+            self._hw[key] = hw
+
+    def on_observed(self, name: str, effect: Observed) -> None:
+        if effect.kind == "leader":
+            self._leader(name, effect.topic, effect.partition, effect.value["epoch"])
+
+    def _leader(self, name: str, topic: str, partition: int, epoch: int) -> None:
+        other = self._partition_leaders.setdefault((topic, partition, epoch), name)
+        if other != name:
+            self._fail(f"two leaders of {topic}/{partition} in epoch {epoch}: {other} and {name}")
+
+    # -- at the end ---------------------------------------------------------------
+
+    def final(
+        self, nodes: Iterable[BrokerSimNode], acked: Iterable[tuple[str, int, int, int]]
+    ) -> list[str]:
+        """End-of-run problems: lost acknowledged records, replicas that disagree."""
+        problems: list[str] = []
+        up = [n for n in nodes if n.node is not None]
+        logs: dict[Key, tuple[str, int, dict[int, int]]] = {}
+        for sim_node in up:
+            assert sim_node.node is not None
+            replicas = sim_node.node.replicas
+            for topic, partition in replicas.partitions():
+                replica = replicas._replicas[topic, partition]
+                if replica.leader is None:
+                    continue
+                epoch = replica.leader.leader_epoch
+                best = logs.get((topic, partition))
+                if best is None or epoch > best[1]:
+                    records = _records(replica.log, replica.leader.high_watermark)
+                    logs[topic, partition] = (sim_node.name, epoch, records)
+        for topic, partition, offset, value in acked:
+            found = logs.get((topic, partition))
+            if found is None:
+                problems.append(f"{topic}/{partition} has no leader at the end")
+                continue
+            if found[2].get(offset) != value:
+                problems.append(
+                    f"acknowledged record {value} at {topic}/{partition}@{offset} is not in the "
+                    f"final log of leader {found[0]} (holds {found[2].get(offset)!r} there)"
+                )
+        for sim_node in up:
+            assert sim_node.node is not None
+            replicas = sim_node.node.replicas
+            for topic, partition in replicas.partitions():
+                found = logs.get((topic, partition))
+                if found is None or found[0] == sim_node.name:
+                    continue
+                replica = replicas._replicas[topic, partition]
+                mine = _records(replica.log, replica.log.log_end_offset)
+                for offset, value in found[2].items():
+                    if offset in mine and mine[offset] != value:
+                        problems.append(
+                            f"replicas disagree below the high watermark: {topic}/{partition}"
+                            f"@{offset} is {value} on leader {found[0]}, {mine[offset]} on "
+                            f"{sim_node.name}"
+                        )
+                        break
+        return sorted(set(problems))
+
+
+def _records(log: object, until: int) -> dict[int, int]:
+    from rift_broker.log import PartitionLog
+
+    assert isinstance(log, PartitionLog)
+    out: dict[int, int] = {}
+    offset = log.log_start_offset
+    end = min(until, log.log_end_offset)
+    while offset < end:
+        data = log.read(offset, max_bytes=1 << 20, max_offset=end)
+        records = decode(data) if data else []
+        if not records:
+            break
+        for o, v in records:
+            if o < end:
+                out[o] = v
+        offset = records[-1][0] + 1
+    return out

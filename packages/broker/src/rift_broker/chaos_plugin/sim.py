@@ -1,0 +1,162 @@
+"""The reference broker in the deterministic simulator (``chaos sim``).
+
+``chaos sim --system rift-broker`` loads the System registered under that name in
+the ``rift.systems`` entry points (``rift_broker.chaos_plugin:BrokerSystem``) and
+takes its simulation harness from ``simulation_system`` in the ``sim`` submodule of
+the System's module — this module (see
+:func:`rift_chaos.sim.scenario.find_harness_factory`).
+
+:func:`simulation_system` builds, for one scenario:
+
+- one :class:`BrokerSimNode` per node: a real :class:`ClusterNode` (Raft voter,
+  controller, replica manager) on a :class:`MemoryStorage` disk that outlives kills;
+  a kill drops the disk's unsynced bytes and may tear the last write;
+- an admin that creates topic ``t`` (replication factor 3, the scenario's
+  ``min.insync.replicas``), the scenario's clients (idempotent acks=all sends,
+  polls) and a final reader, all writing one history in the checker's schema;
+- the broker's ``leader`` and ``high-watermark`` observations, in that history too;
+- the invariants of :mod:`._sim_invariants`, checked after every event.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from rift_broker.chaos_plugin._sim_client import (
+    ClientSettings,
+    FinalReader,
+    Shared,
+    SimAdmin,
+    SimClient,
+)
+from rift_broker.chaos_plugin._sim_invariants import Invariants
+from rift_broker.chaos_plugin._sim_node import BrokerSimNode
+from rift_broker.cluster.node import NodeConfig
+from rift_broker.controller import ControllerConfig
+from rift_broker.raft import RaftConfig
+from rift_broker.replication import ReplicationConfig
+from rift_broker.storage import MemoryStorage
+from rift_chaos.sim import Observation, Simulation
+from rift_chaos.sim.scenario import Scenario
+
+__all__ = ["BrokerSimHarness", "BrokerSimSystem", "BrokerSimNode", "simulation_system"]
+
+
+def node_config(node_id: int, voters: tuple[int, ...], *, incarnation: str) -> NodeConfig:
+    """Timings scaled down (about 10x faster than the defaults) for short scenarios."""
+    return NodeConfig(
+        node_id=node_id,
+        voters=voters,
+        host="sim",
+        port=9000 + node_id,
+        incarnation=incarnation,
+        raft=RaftConfig(election_timeout_ms=450, heartbeat_interval_ms=150),
+        controller=ControllerConfig(session_timeout_ms=1_600),
+        replication=ReplicationConfig(
+            replica_lag_time_max_ms=1_000, replica_fetch_wait_ms=400, request_timeout_ms=600
+        ),
+        heartbeat_interval_ms=400,
+        call_timeout_ms=1_000,
+    )
+
+
+class BrokerSimSystem:
+    """The SimSystem: brokers ``n1..nN`` (node ids 1..N), each with a lasting disk."""
+
+    def __init__(self, nodes: tuple[str, ...], *, invariants: Invariants | None = None) -> None:
+        self.names = {i: name for i, name in enumerate(nodes, start=1)}
+        self.ids = {name: i for i, name in self.names.items()}
+        self.voters = tuple(self.names)
+        self.disks = {name: MemoryStorage() for name in nodes}
+        self.invariants = invariants or Invariants()
+        self.live: dict[str, BrokerSimNode] = {}
+        self._starts = 0
+
+    def create(self, name: str) -> BrokerSimNode:
+        self._starts += 1
+        node = BrokerSimNode(
+            name=name,
+            node_id=self.ids[name],
+            names=self.names,
+            disk=self.disks[name],
+            config=node_config(self.ids[name], self.voters, incarnation=f"{name}-{self._starts}"),
+            invariants=self.invariants,
+        )
+        self.live[name] = node
+        return node
+
+    def crash_disk(self, name: str, rng: random.Random) -> None:
+        self.live.pop(name, None)
+        self.disks[name].crash(rng=rng)
+
+
+class BrokerSimHarness:
+    """The broker's :class:`~rift_chaos.sim.scenario.SimHarness` for one scenario."""
+
+    def __init__(self, scenario: Scenario, *, client_settings: ClientSettings | None = None):
+        self.scenario = scenario
+        self.system = BrokerSimSystem(scenario.nodes)
+        self._client_settings = client_settings
+        self._final: FinalReader | None = None
+        self._shared: Shared | None = None
+
+    def install(self, sim: Simulation, history: Any) -> None:
+        scenario = self.scenario
+        self.system.invariants.now_ms = lambda: sim.now_ms
+        shared = Shared(history=history, nodes=scenario.nodes, partitions=scenario.partitions)
+        self._shared = shared
+
+        def observe(now_ms: int, obs: Observation) -> None:
+            if obs.kind in ("leader", "high-watermark"):
+                history.observe(f=obs.kind, value=obs.value, node=obs.node, time=now_ms * 1_000_000)
+
+        sim.observers.append(observe)
+        admin = SimAdmin(
+            nodes=scenario.nodes,
+            partitions=scenario.partitions,
+            min_insync_replicas=scenario.min_insync_replicas,
+        )
+        sim.add_node("admin", admin)
+        for slot in range(scenario.clients):
+            ops = [(op.at_ms, op.f) for op in scenario.ops if op.process == slot]
+            client = SimClient(
+                slot=slot,
+                clients=scenario.clients,
+                ops=ops,
+                shared=shared,
+                stop_at_ms=scenario.fault_end_ms,
+                settings=self._client_settings,
+            )
+            sim.add_node(f"c{slot}", client)
+        self._final = FinalReader(shared=shared, at_ms=scenario.end_ms, process=1_000_000)
+        sim.add_node("final", self._final)
+
+    def leader(self) -> str | None:
+        """The leader of t/0 (highest epoch among live replicas), else the controller."""
+        best: tuple[int, str] | None = None
+        controller: str | None = None
+        for name, sim_node in self.system.live.items():
+            node = sim_node.node
+            if node is None:
+                continue
+            if node.raft.is_leader:
+                controller = name
+            replica = node.replicas._replicas.get(("t", 0))
+            leading = replica.leader if replica is not None else None
+            if leading is not None and (best is None or leading.leader_epoch > best[0]):
+                best = (leading.leader_epoch, name)
+        return best[1] if best is not None else controller
+
+    @property
+    def final_read_done(self) -> bool:
+        return self._final is not None and self._final.done
+
+    def finish(self) -> list[str]:
+        assert self._shared is not None
+        return self.system.invariants.final(self.system.live.values(), self._shared.acked)
+
+
+def simulation_system(scenario: Scenario) -> BrokerSimHarness:
+    """The harness factory ``chaos sim`` looks up (``<System module>.sim``)."""
+    return BrokerSimHarness(scenario)
