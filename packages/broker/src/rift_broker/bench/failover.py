@@ -248,7 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         ) as cluster:
             cluster.start()
             cluster.wait_registered()
-            print(f"failover: {args.trials} trials (SIGKILL the leader -> first ack after)")
+            print(
+                f"failover: {args.trials} trials "
+                "(SIGKILL the leader -> ack of the first write sent after)"
+            )
             trials = measure_failover(cluster, args.trials)
             times = [t.seconds * 1000 for t in trials]
             print(

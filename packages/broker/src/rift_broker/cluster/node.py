@@ -131,6 +131,7 @@ NodeEffect = Effect | CreateTopicDone
 class _Call:
     request: ControllerRequest
     deadline: int
+    controller: int  # the node it was sent to
     request_id: int | None = None  # for a client's CreateTopics
 
 
@@ -346,9 +347,12 @@ class ClusterNode:
                 )
                 self._call(request, now_ms)
                 self._register_due = now_ms + self.config.heartbeat_interval_ms
-        elif now_ms >= self._heartbeat_due and not self._pending(HeartbeatRequest):
-            heartbeat = HeartbeatRequest(broker=self.node_id, broker_epoch=self.broker_epoch)
-            self._call(heartbeat, now_ms)
+        elif now_ms >= self._heartbeat_due:
+            # While one is still pending, look again an interval later (a due time
+            # left in the past would make the driver tick in a busy loop).
+            if not self._pending(HeartbeatRequest):
+                heartbeat = HeartbeatRequest(broker=self.node_id, broker_epoch=self.broker_epoch)
+                self._call(heartbeat, now_ms)
             self._heartbeat_due = now_ms + self.config.heartbeat_interval_ms
 
     def _pending(self, kind: type) -> bool:
@@ -362,7 +366,10 @@ class ClusterNode:
             return False
         self._next_call += 1
         self._calls[self._next_call] = _Call(
-            request=request, deadline=now_ms + self.config.call_timeout_ms, request_id=request_id
+            request=request,
+            deadline=now_ms + self.config.call_timeout_ms,
+            controller=controller,
+            request_id=request_id,
         )
         call = ControllerCall(
             src=self.node_id, dst=controller, call_id=self._next_call, request=request
@@ -371,8 +378,14 @@ class ClusterNode:
         return True
 
     def _expire_calls(self, now_ms: int) -> None:
+        # A call to a node that is no longer the controller is given up at once, as
+        # on a timeout: otherwise heartbeats wait out the call timeout on a dead
+        # controller, and its successor fences every broker whose session (which
+        # may be shorter than that timeout) lapses meanwhile.
+        controller = self.raft.leader_id
         for call_id, call in list(self._calls.items()):
-            if call.deadline <= now_ms:
+            moved = controller is not None and call.controller != controller
+            if call.deadline <= now_ms or moved:
                 del self._calls[call_id]
                 self._give_up(call, now_ms)
 
