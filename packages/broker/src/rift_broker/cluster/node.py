@@ -170,6 +170,7 @@ class ClusterNode:
         self._heartbeat_due = now_ms
         self._replies: list[tuple[int, int, ControllerReply]] = []  # (index, term, reply)
         self._known: dict[tuple[str, int], PartitionInfo] = {}
+        self._was_serving = False
         self._role = (self.raft.role, self.raft.term)
         self._reconcile(now_ms)
 
@@ -320,6 +321,11 @@ class ClusterNode:
         if reply_to is None:
             return
         if last is None:
+            # A decision with no records of its own may still rest on records this
+            # controller proposed and has not seen committed (the view runs ahead of
+            # the image): "that topic exists" must not be said before it is true.
+            last = self.raft.log.last_index
+        if last <= self.controller.image.applied_index:
             self._outbox.append((reply_to.dst, reply_to))
         else:
             self._replies.append((last, self.raft.term, reply_to))
@@ -422,12 +428,33 @@ class ClusterNode:
 
     # -- replicas --------------------------------------------------------------------
 
+    def _serving(self) -> bool:
+        """Whether this process may lead partitions: registered (this incarnation) and
+        unfenced in the committed image.
+
+        A restarted broker replays metadata that may name it leader at an old epoch;
+        leading again at that epoch after losing unsynced appends would write other
+        records at offsets its followers already hold. Registration fences it (its
+        partitions move to new epochs) and the unfence comes after, in log order, so
+        once the image shows this incarnation unfenced, any leadership it holds was
+        given after the restart, at a new epoch.
+        """
+        me = self.controller.image.brokers.get(self.node_id)
+        return me is not None and me.incarnation == self.config.incarnation and not me.fenced
+
     def _reconcile(self, now_ms: int) -> None:
         image = self.controller.image
+        serving = self._serving()
+        if serving != self._was_serving:
+            self._known.clear()  # everything is judged again under the new rule
+            self._was_serving = serving
         for key, info in image.partitions.items():
             if self._known.get(key) == info:
                 continue
             self._known[key] = info
+            leader = None if info.leader == NO_LEADER else info.leader
+            if leader == self.node_id and not serving:
+                leader = None  # idle until this incarnation may lead
             topic = image.topics.get(info.topic)
             configs = dict(topic.configs) if topic is not None else {}
             assignment = PartitionAssignment(
@@ -435,7 +462,7 @@ class ClusterNode:
                 partition=info.partition,
                 replicas=info.replicas,
                 isr=info.isr,
-                leader=None if info.leader == NO_LEADER else info.leader,
+                leader=leader,
                 leader_epoch=info.leader_epoch,
                 partition_epoch=info.partition_epoch,
                 min_insync_replicas=int(configs.get("min.insync.replicas", "1")),
