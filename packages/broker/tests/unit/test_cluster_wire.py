@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rift_broker.cluster.wire import FRAME, MessageCodec, WireError
+from rift_broker.cluster.messages import cluster_codec
+from rift_broker.cluster.wire import FRAME, WireError
 from rift_broker.raft import (
     AppendEntries,
     AppendEntriesResponse,
@@ -22,19 +23,7 @@ from rift_broker.raft import (
     VoteResponse,
 )
 
-TYPES = [
-    AppendEntries,
-    AppendEntriesResponse,
-    Entry,
-    InstallSnapshot,
-    InstallSnapshotResponse,
-    PreVoteRequest,
-    PreVoteResponse,
-    Snapshot,
-    VoteRequest,
-    VoteResponse,
-]
-codec = MessageCodec(TYPES)
+codec = cluster_codec()  # every type cluster nodes send each other
 
 
 def roundtrip(message: object) -> object:
