@@ -108,12 +108,11 @@ class ClusterBroker(Broker):
             rng=random.Random(),
         )
         await self.driver.start()
-        allocator = ProducerIdAllocator(config.data_dir)
         self._ctx = ClusterContext(
             config=config,
             table=self._table,
             registry=TopicRegistry(config, on_fatal=self._fatal),
-            producer_ids=_NodeProducerIds(allocator, node_id=config.node_id),  # type: ignore[arg-type]
+            producer_ids=ProducerIdAllocator(config.data_dir, node_id=config.node_id),
             log=_log,
             cluster=self.driver,
         )
@@ -132,17 +131,6 @@ class ClusterBroker(Broker):
         if self.driver is not None:
             await self.driver.stop()
             self.driver = None
-
-
-class _NodeProducerIds:
-    """Producer ids unique across the cluster: the node id in the high bits."""
-
-    def __init__(self, allocator: ProducerIdAllocator, *, node_id: int) -> None:
-        self._allocator = allocator
-        self._base = node_id << 40
-
-    def allocate(self) -> int:
-        return self._base + self._allocator.allocate()
 
 
 async def run_cluster_broker(config: BrokerConfig, cluster: ClusterSettings) -> None:

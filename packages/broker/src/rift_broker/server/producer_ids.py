@@ -18,9 +18,12 @@ _BLOCK = 1000
 
 
 class ProducerIdAllocator:
-    __slots__ = ("_block_end", "_next", "_path")
+    __slots__ = ("_base", "_block_end", "_next", "_path")
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, node_id: int = 0) -> None:
+        # In a cluster every node allocates on its own: its node id in the high bits
+        # keeps the ids unique across nodes.
+        self._base = node_id << 40
         self._path = data_dir / "producer-ids.json"
         start = 0
         if self._path.exists():
@@ -34,7 +37,7 @@ class ProducerIdAllocator:
             self._persist(self._block_end)
         producer_id = self._next
         self._next += 1
-        return producer_id
+        return self._base + producer_id
 
     def _persist(self, next_block: int) -> None:
         tmp = self._path.with_suffix(".tmp")
