@@ -27,6 +27,12 @@ from rift_broker.replication.messages import (
 from rift_broker.server._build import NO_THROTTLE, error_code, make, nested, response_class
 from rift_broker.server.context import CLOSE_CONNECTION, BrokerContext
 from rift_broker.server.handlers import HANDLERS as SINGLE_NODE_HANDLERS
+from rift_broker.server.handlers.offsets import (
+    EpochAnswer,
+    OffsetAnswer,
+    list_offsets_response,
+    offset_for_leader_epoch_response,
+)
 
 CORRUPT_MESSAGE = 2
 INVALID_REQUEST = 42
@@ -274,81 +280,44 @@ async def handle_fetch(ctx: BrokerContext, request: Request) -> Any:
 
 
 async def handle_list_offsets(ctx: BrokerContext, request: Request) -> Any:
-    cluster = _cluster(ctx)
-    replicas = cluster.node.replicas
-    cls = response_class(ApiKey.LIST_OFFSETS, request.response_version)
-    topics = []
-    for topic in request.body.topics:
-        parts = []
-        for wanted in topic.partitions:
-            code, offset, timestamp, epoch = NONE, -1, -1, -1
-            log = replicas.log(topic.name, wanted.partition_index)
-            hw = replicas.high_watermark(topic.name, wanted.partition_index)
-            assignment = replicas.assignment(topic.name, wanted.partition_index)
-            if log is None or hw is None or assignment is None:
-                code = UNKNOWN_TOPIC_OR_PARTITION
-            elif not replicas.is_leader(topic.name, wanted.partition_index):
-                code = NOT_LEADER_OR_FOLLOWER
-            else:
-                epoch = assignment.leader_epoch
-                if wanted.timestamp == _EARLIEST:
-                    offset = log.log_start_offset
-                elif wanted.timestamp == _LATEST:
-                    offset = hw
-                elif wanted.timestamp < 0:
-                    code = INVALID_REQUEST
-                else:
-                    found = log.offset_for_timestamp(wanted.timestamp)
-                    if found is not None and found[0] < hw:
-                        offset, timestamp = found
-            parts.append(
-                nested(
-                    cls,
-                    "ListOffsetsPartitionResponse",
-                    partition_index=wanted.partition_index,
-                    error_code=error_code(code),
-                    timestamp=timestamp,
-                    offset=offset,
-                    leader_epoch=epoch,
-                )
-            )
-        topics.append(
-            nested(cls, "ListOffsetsTopicResponse", name=topic.name, partitions=tuple(parts))
-        )
-    return make(cls, throttle_time=NO_THROTTLE, topics=tuple(topics))
+    replicas = _cluster(ctx).node.replicas
+
+    def answer(topic: str, index: int, wanted: int) -> OffsetAnswer:
+        log = replicas.log(topic, index)
+        hw = replicas.high_watermark(topic, index)
+        assignment = replicas.assignment(topic, index)
+        if log is None or hw is None or assignment is None:
+            return UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1
+        if not replicas.is_leader(topic, index):
+            return NOT_LEADER_OR_FOLLOWER, -1, -1, -1
+        epoch = assignment.leader_epoch
+        if wanted == _EARLIEST:
+            return NONE, log.log_start_offset, -1, epoch
+        if wanted == _LATEST:
+            return NONE, hw, -1, epoch
+        if wanted < 0:
+            return INVALID_REQUEST, -1, -1, epoch
+        found = log.offset_for_timestamp(wanted)
+        if found is not None and found[0] < hw:
+            return NONE, found[0], found[1], epoch
+        return NONE, -1, -1, epoch
+
+    return list_offsets_response(request, answer)
 
 
 async def handle_offset_for_leader_epoch(ctx: BrokerContext, request: Request) -> Any:
     replicas = _cluster(ctx).node.replicas
-    cls = response_class(ApiKey.OFFSET_FOR_LEADER_EPOCH, request.response_version)
-    topics = []
-    for topic in request.body.topics:
-        parts = []
-        for wanted in topic.partitions:
-            code, epoch, end = NONE, -1, -1
-            log = replicas.log(topic.topic, wanted.partition)
-            if log is None:
-                code = UNKNOWN_TOPIC_OR_PARTITION
-            elif not replicas.is_leader(topic.topic, wanted.partition):
-                code = NOT_LEADER_OR_FOLLOWER
-            else:
-                epoch, end = log.end_offset_for_epoch(wanted.leader_epoch)
-                hw = replicas.high_watermark(topic.topic, wanted.partition) or 0
-                end = min(end, hw)
-            parts.append(
-                nested(
-                    cls,
-                    "EpochEndOffset",
-                    error_code=error_code(code),
-                    partition=wanted.partition,
-                    leader_epoch=epoch,
-                    end_offset=end,
-                )
-            )
-        topics.append(
-            nested(cls, "OffsetForLeaderTopicResult", topic=topic.topic, partitions=tuple(parts))
-        )
-    return make(cls, throttle_time=NO_THROTTLE, topics=tuple(topics))
+
+    def answer(topic: str, index: int, leader_epoch: int) -> EpochAnswer:
+        log = replicas.log(topic, index)
+        if log is None:
+            return UNKNOWN_TOPIC_OR_PARTITION, -1, -1
+        if not replicas.is_leader(topic, index):
+            return NOT_LEADER_OR_FOLLOWER, -1, -1
+        epoch, end = log.end_offset_for_epoch(leader_epoch)
+        return NONE, epoch, min(end, replicas.high_watermark(topic, index) or 0)
+
+    return offset_for_leader_epoch_response(request, answer)
 
 
 CLUSTER_HANDLERS = {

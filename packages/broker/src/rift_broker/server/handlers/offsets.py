@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rift_broker.errors import InvalidRequest, KafkaError, UnknownTopicOrPartition
@@ -16,31 +17,26 @@ _EARLIEST = -2
 _LATEST = -1
 
 
-async def handle_list_offsets(ctx: BrokerContext, request: Request) -> Any:
+# (code, offset, timestamp, leader epoch) for one partition of a ListOffsets request.
+OffsetAnswer = tuple[int, int, int, int]
+# (code, epoch, end offset) for one partition of an OffsetForLeaderEpoch request.
+EpochAnswer = tuple[int, int, int]
+
+
+def list_offsets_response(request: Request, answer: Callable[[str, int, int], OffsetAnswer]) -> Any:
+    """A ListOffsets response from ``answer(topic, partition, timestamp)`` per partition.
+
+    Shared by the single-node and the cluster handlers, which differ only in where
+    the answer comes from.
+    """
     cls = response_class(ApiKey.LIST_OFFSETS, request.response_version)
     topics = []
     for topic in request.body.topics:
         parts = []
         for wanted in topic.partitions:
-            partition = ctx.registry.partition(topic.name, wanted.partition_index)
-            code, offset, timestamp, epoch = 0, -1, -1, -1
-            try:
-                if partition is None:
-                    raise UnknownTopicOrPartition(f"{topic.name}-{wanted.partition_index}")
-                epoch = partition.leader_epoch
-                high_watermark = partition.high_watermark
-                if wanted.timestamp == _EARLIEST:
-                    offset = partition.log_start_offset
-                elif wanted.timestamp == _LATEST:
-                    offset = high_watermark
-                elif wanted.timestamp < 0:
-                    raise InvalidRequest(f"unsupported timestamp {wanted.timestamp}")
-                else:
-                    found = partition.log.offset_for_timestamp(wanted.timestamp)
-                    if found is not None and found[0] < high_watermark:
-                        offset, timestamp = found
-            except KafkaError as e:
-                code = e.code
+            code, offset, timestamp, epoch = answer(
+                topic.name, wanted.partition_index, wanted.timestamp
+            )
             parts.append(
                 nested(
                     cls,
@@ -58,24 +54,16 @@ async def handle_list_offsets(ctx: BrokerContext, request: Request) -> Any:
     return make(cls, throttle_time=NO_THROTTLE, topics=tuple(topics))
 
 
-async def handle_offset_for_leader_epoch(ctx: BrokerContext, request: Request) -> Any:
+def offset_for_leader_epoch_response(
+    request: Request, answer: Callable[[str, int, int], EpochAnswer]
+) -> Any:
+    """An OffsetForLeaderEpoch response from ``answer(topic, partition, epoch)``."""
     cls = response_class(ApiKey.OFFSET_FOR_LEADER_EPOCH, request.response_version)
     topics = []
     for topic in request.body.topics:
         parts = []
         for wanted in topic.partitions:
-            partition = ctx.registry.partition(topic.topic, wanted.partition)
-            code, epoch, end_offset = 0, -1, -1
-            try:
-                if partition is None:
-                    raise UnknownTopicOrPartition(f"{topic.topic}-{wanted.partition}")
-                epoch, end_offset = partition.log.end_offset_for_epoch(wanted.leader_epoch)
-                end_offset = min(end_offset, partition.high_watermark)
-            except KafkaError as e:
-                code = e.code
-            except LogError as e:
-                ctx.log.warning("OffsetForLeaderEpoch %s: %s", topic.topic, e)
-                code = 56
+            code, epoch, end_offset = answer(topic.topic, wanted.partition, wanted.leader_epoch)
             parts.append(
                 nested(
                     cls,
@@ -90,6 +78,47 @@ async def handle_offset_for_leader_epoch(ctx: BrokerContext, request: Request) -
             nested(cls, "OffsetForLeaderTopicResult", topic=topic.topic, partitions=tuple(parts))
         )
     return make(cls, throttle_time=NO_THROTTLE, topics=tuple(topics))
+
+
+async def handle_list_offsets(ctx: BrokerContext, request: Request) -> Any:
+    def answer(topic: str, index: int, wanted: int) -> OffsetAnswer:
+        partition = ctx.registry.partition(topic, index)
+        try:
+            if partition is None:
+                raise UnknownTopicOrPartition(f"{topic}-{index}")
+            epoch = partition.leader_epoch
+            high_watermark = partition.high_watermark
+            if wanted == _EARLIEST:
+                return 0, partition.log_start_offset, -1, epoch
+            if wanted == _LATEST:
+                return 0, high_watermark, -1, epoch
+            if wanted < 0:  # an unsupported special timestamp
+                return InvalidRequest.code, -1, -1, epoch
+            found = partition.log.offset_for_timestamp(wanted)
+            if found is not None and found[0] < high_watermark:
+                return 0, found[0], found[1], epoch
+            return 0, -1, -1, epoch
+        except KafkaError as e:
+            return e.code, -1, -1, -1
+
+    return list_offsets_response(request, answer)
+
+
+async def handle_offset_for_leader_epoch(ctx: BrokerContext, request: Request) -> Any:
+    def answer(topic: str, index: int, leader_epoch: int) -> EpochAnswer:
+        partition = ctx.registry.partition(topic, index)
+        try:
+            if partition is None:
+                raise UnknownTopicOrPartition(f"{topic}-{index}")
+            epoch, end_offset = partition.log.end_offset_for_epoch(leader_epoch)
+            return 0, epoch, min(end_offset, partition.high_watermark)
+        except KafkaError as e:
+            return e.code, -1, -1
+        except LogError as e:
+            ctx.log.warning("OffsetForLeaderEpoch %s: %s", topic, e)
+            return 56, -1, -1
+
+    return offset_for_leader_epoch_response(request, answer)
 
 
 async def handle_init_producer_id(ctx: BrokerContext, request: Request) -> Any:
