@@ -26,6 +26,7 @@ outlives the run, and a crashed runner leaves ``chaos heal --run-id`` a run id.
 
 from __future__ import annotations
 
+import json
 import queue
 import random
 import threading
@@ -442,8 +443,6 @@ def _describe(window: Any) -> str:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    import json
-
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
