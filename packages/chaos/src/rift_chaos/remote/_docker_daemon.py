@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -45,6 +46,8 @@ def try_client(*, timeout: float = 120.0) -> docker.DockerClient | None:
         import docker.errors
     except ImportError:
         return None
+    if not _unix_socket_answers(timeout):
+        return None
     try:
         client = docker.from_env(timeout=int(timeout))
     except (docker.errors.DockerException, OSError):
@@ -55,6 +58,24 @@ def try_client(*, timeout: float = 120.0) -> docker.DockerClient | None:
         client.close()
         return None
     return client
+
+
+def _unix_socket_answers(timeout: float) -> bool:
+    """Whether the daemon's Unix socket takes a connection (``True`` for other hosts).
+
+    docker.from_env() asks the daemon for its API version while it is constructed,
+    and leaks its socket when the connection fails: look first, with a socket we
+    close ourselves."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return True
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(min(timeout, 5.0))
+        try:
+            probe.connect(host.removeprefix("unix://"))
+        except OSError:
+            return False
+    return True
 
 
 def docker_unavailable() -> str | None:
