@@ -43,6 +43,10 @@ _FILE_KEYS: dict[str, str] = {
     "retention_bytes": "retention_bytes",
     "shutdown_timeout_s": "shutdown_timeout_s",
     "maintenance_interval_s": "maintenance_interval_s",
+    "offsets_partitions": "offsets_partitions",
+    "group_initial_rebalance_delay_ms": "group_initial_rebalance_delay_ms",
+    "group_min_session_timeout_ms": "group_min_session_timeout_ms",
+    "group_max_session_timeout_ms": "group_max_session_timeout_ms",
     "log_level": "log_level",
 }
 
@@ -153,6 +157,27 @@ def _add_serve(sub: Any) -> None:
         "--maintenance-interval-s",
         type=float,
         help="how often to roll aged segments and apply retention (default 30)",
+    )
+    serve.add_argument(
+        "--offsets-partitions",
+        type=int,
+        help="partitions of __consumer_offsets when it is created (default 50)",
+    )
+    serve.add_argument(
+        "--group-initial-rebalance-delay-ms",
+        type=int,
+        help="how long a new group waits for more members before its first generation"
+        " (default 3000)",
+    )
+    serve.add_argument(
+        "--group-min-session-timeout-ms",
+        type=int,
+        help="shortest session timeout a group member may ask for (default 6000)",
+    )
+    serve.add_argument(
+        "--group-max-session-timeout-ms",
+        type=int,
+        help="longest session timeout a group member may ask for (default 1800000)",
     )
     serve.add_argument(
         "--log-level",

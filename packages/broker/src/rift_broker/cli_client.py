@@ -4,6 +4,14 @@ Each command talks to a running broker (``--bootstrap-server``, default
 127.0.0.1:9092) through the synchronous facade of :mod:`rift_client`. Client
 errors become one-line messages and a non-zero exit, like everything else in
 :mod:`rift_broker.cli`.
+
+``consume`` reads every partition of a topic, or, with ``--group``, the partitions
+the consumer group assigns it: it starts at the group's committed offsets (where
+there are none, at the beginning with ``--from-beginning``, else at the end), and
+after printing each poll's records it commits exactly what it printed, so another
+member (or the next run) goes on after the last printed record. A commit refused
+because the group rebalanced is reported on stderr and not fatal: those records
+may be printed again by whoever gets their partition.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from typing import Any, TypeVar
 
 from rift_broker.errors import BrokerError
 from rift_client import ClientError, TopicPartition, sync
+from rift_client.errors import KafkaError
 
 __all__ = ["add_commands"]
 
@@ -148,28 +157,49 @@ def _consume(args: argparse.Namespace) -> int:
         admin.close()
     if info.error:
         raise CommandFailed(f"topic {args.topic}: Kafka error {info.error}")
-    consumer = _open(sync.Consumer, args)
+    if args.group is None:
+        consumer = _open(sync.Consumer, args)
+    else:
+        consumer = _open(
+            sync.Consumer,
+            args,
+            group_id=args.group,
+            auto_offset_reset="earliest" if args.from_beginning else "latest",
+            session_timeout_ms=args.session_timeout_ms,
+            heartbeat_interval_ms=max(args.session_timeout_ms / 10, 100),
+        )
     seen = 0
     try:
         with _client_errors(args.bootstrap_server):
-            tps = [TopicPartition(topic=args.topic, partition=p.partition) for p in info.partitions]
-            consumer.assign(tps)
-            if args.from_beginning:
-                consumer.seek_to_beginning(*tps)
+            if args.group is None:
+                tps = [
+                    TopicPartition(topic=args.topic, partition=p.partition) for p in info.partitions
+                ]
+                consumer.assign(tps)
+                if args.from_beginning:
+                    consumer.seek_to_beginning(*tps)
+                else:
+                    consumer.seek_to_end(*tps)
             else:
-                consumer.seek_to_end(*tps)
+                consumer.subscribe([args.topic])
             idle_since = time.monotonic()
             out = sys.stdout.buffer
             while args.max_messages is None or seen < args.max_messages:
                 records = consumer.poll(timeout_ms=500)
+                printed: dict[TopicPartition, int] = {}
                 for record in records:
                     if args.print_key:
                         out.write((record.key or b"") + args.key_separator.encode())
                     out.write((record.value or b"") + b"\n")
+                    printed[TopicPartition(topic=record.topic, partition=record.partition)] = (
+                        record.offset + 1
+                    )
                     seen += 1
                     if args.max_messages is not None and seen >= args.max_messages:
                         break
                 out.flush()
+                if printed and args.group is not None:
+                    _commit_printed(consumer, printed)
                 if records:
                     idle_since = time.monotonic()
                 elif (
@@ -178,8 +208,22 @@ def _consume(args: argparse.Namespace) -> int:
                 ):
                     break
     finally:
-        consumer.close()
+        consumer.close()  # in a group: leave it, so the others take over at once
     return 0
+
+
+# A commit refused because the group moved on (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID,
+# REBALANCE_IN_PROGRESS): the consumer rejoins; the printed records may come again.
+_REBALANCED = frozenset({22, 25, 27})
+
+
+def _commit_printed(consumer: Any, offsets: dict[TopicPartition, int]) -> None:
+    try:
+        consumer.commit(offsets)
+    except KafkaError as e:
+        if e.code not in _REBALANCED:
+            raise
+        sys.stderr.write(f"commit not applied, the group rebalanced: {e}\n")
 
 
 def add_commands(sub: Any) -> None:
@@ -223,7 +267,10 @@ def add_commands(sub: Any) -> None:
     consume = sub.add_parser(
         "consume",
         help="print records to stdout",
-        description="Print the values of a topic's records, one per line (all partitions).",
+        description=(
+            "Print the values of a topic's records, one per line: every partition, or with"
+            " --group the ones the consumer group assigns (committing what is printed)."
+        ),
     )
     consume.add_argument("topic")
     consume.add_argument(
@@ -232,6 +279,19 @@ def add_commands(sub: Any) -> None:
     consume.add_argument("--max-messages", type=int, help="stop after this many records")
     consume.add_argument(
         "--idle-timeout-ms", type=float, help="stop when nothing arrives for this long"
+    )
+    consume.add_argument(
+        "--group",
+        metavar="GROUP",
+        help="consume as a member of this consumer group: its partitions only, from the"
+        " group's committed offsets, committing what is printed",
+    )
+    consume.add_argument(
+        "--session-timeout-ms",
+        type=float,
+        default=10_000,
+        help="with --group: the group drops this member after this long without a"
+        " heartbeat (default 10000)",
     )
     consume.add_argument("--print-key", action="store_true", help="print KEY<sep>VALUE")
     consume.add_argument("--key-separator", default="\t", help="separator for --print-key")

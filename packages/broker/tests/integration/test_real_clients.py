@@ -277,19 +277,7 @@ def test_confluent_kafka_round_trip(broker: BrokerThread) -> None:
 
 @pytest.mark.parametrize(
     "codec",
-    [
-        "gzip",
-        "snappy",
-        pytest.param(
-            "lz4",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="librdkafka enables lz4 only for brokers that advertise FindCoordinator"
-                " (its proxy for Kafka 0.8.2); the group APIs come with the group issue",
-            ),
-        ),
-        "zstd",
-    ],
+    ["gzip", "snappy", "lz4", "zstd"],
 )
 def test_confluent_kafka_compressed(broker: BrokerThread, codec: str) -> None:
     _confluent_round_trip(broker.bootstrap, f"rd-{codec}", 2_000, codec)

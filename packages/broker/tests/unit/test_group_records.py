@@ -1,4 +1,5 @@
-"""The __consumer_offsets record format (Kafka's own bytes) and the group -> partition map."""
+"""The __consumer_offsets record format (Kafka's own bytes), its record batches, and the
+group -> partition map."""
 
 from __future__ import annotations
 
@@ -13,16 +14,21 @@ from rift_broker.group import (
     GroupValue,
     MemberValue,
     OffsetKey,
+    OffsetsRecord,
     OffsetValue,
     RecordFormatError,
+    SkippedRecords,
+    decode_batches,
     decode_group_value,
     decode_key,
     decode_offset_value,
+    encode_batch,
     encode_group,
     encode_offset,
     java_string_hash,
     partition_for,
 )
+from rift_broker.records import batch_crc, build_batch, iter_batches
 
 # -- FindCoordinator: Java's String.hashCode, as Kafka uses it -------------------------
 
@@ -224,3 +230,39 @@ def test_offset_record_round_trips(key: OffsetKey, value: OffsetValue) -> None:
     assert decode_key(record.key) == key
     assert record.value is not None
     assert decode_offset_value(record.value) == value
+
+
+# -- records in record batches -----------------------------------------------------------
+
+
+@given(
+    st.lists(
+        st.builds(
+            OffsetsRecord,
+            key=st.binary(min_size=1, max_size=30),
+            value=st.none() | st.binary(max_size=30),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_records_round_trip_through_one_uncompressed_batch(records: list[OffsetsRecord]) -> None:
+    data = encode_batch(records, timestamp_ms=5)
+    ((_, header),) = list(iter_batches(data))
+    assert (header.record_count, header.producer_id, header.base_timestamp) == (len(records), -1, 5)
+    assert list(decode_batches(data)) == records
+
+
+def test_decoding_skips_control_batches_and_counts_what_it_cannot_use() -> None:
+    record = OffsetsRecord(key=b"k", value=b"v")
+    control = build_batch([b"\x00\x00\x00\x00"], keys=[b"\x00\x00\x00\x00"], control=True)
+    keyless = build_batch([b"x"], keys=[None])
+    compressed = bytearray(encode_batch([record], timestamp_ms=0))
+    compressed[22] |= 1  # gzip codec bit (the CRC no longer matches: rewrite it)
+    struct.pack_into(">I", compressed, 17, batch_crc(compressed, 0, len(compressed)))
+    data = control + keyless + bytes(compressed) + encode_batch([record], timestamp_ms=0)
+    skipped = SkippedRecords()
+    assert list(decode_batches(data, skipped)) == [record]
+    assert (skipped.compressed_batches, skipped.keyless_records) == (1, 1)
+    with pytest.raises(ValueError, match="at least one"):
+        encode_batch([], timestamp_ms=0)

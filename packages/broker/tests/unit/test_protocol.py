@@ -33,6 +33,7 @@ from rift_broker.protocol import (
     encode_frame,
     encode_response,
     parse_header,
+    table_for,
 )
 
 
@@ -135,6 +136,27 @@ def test_table_matches_design() -> None:
     assert DEFAULT_TABLE.get(ApiKey.PRODUCE).advertised == (0, 8)  # type: ignore[union-attr]
 
 
+def test_group_apis_match_design_and_come_with_their_handlers() -> None:
+    from rift_broker.server.handlers import HANDLERS, SINGLE_NODE_HANDLERS
+
+    table = table_for(SINGLE_NODE_HANDLERS)
+    groups = {spec.key: (spec.min_version, spec.max_version) for spec in GROUP_APIS}
+    assert groups == {
+        ApiKey.FIND_COORDINATOR: (0, 2),
+        ApiKey.JOIN_GROUP: (0, 5),
+        ApiKey.SYNC_GROUP: (0, 3),
+        ApiKey.HEARTBEAT: (0, 3),
+        ApiKey.LEAVE_GROUP: (0, 3),
+        ApiKey.OFFSET_COMMIT: (2, 7),
+        ApiKey.OFFSET_FETCH: (1, 5),
+        ApiKey.DESCRIBE_GROUPS: (0, 4),
+        ApiKey.LIST_GROUPS: (0, 2),
+    }
+    assert all(table.get(key) is not None for key in groups)
+    assert all(spec.advertised[0] == 0 for spec in table.specs())
+    assert table_for(HANDLERS).specs() == DEFAULT_TABLE.specs()  # no handlers, not advertised
+
+
 def test_table_is_ready_for_group_apis() -> None:
     table = DEFAULT_TABLE.with_apis(GROUP_APIS)
     assert table.supports(ApiKey.JOIN_GROUP, 5)
@@ -153,7 +175,7 @@ def test_spec_validation() -> None:
 def test_every_supported_version_has_non_flexible_kio_schemas() -> None:
     from kio.index import load_request_schema, load_response_schema
 
-    for spec in DEFAULT_TABLE.specs():
+    for spec in DEFAULT_TABLE.with_apis(GROUP_APIS).specs():
         for version in range(spec.min_version, spec.max_version + 1):
             assert not load_request_schema(spec.key, version).__flexible__
             assert not load_response_schema(spec.key, version).__flexible__

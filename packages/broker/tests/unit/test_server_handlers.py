@@ -17,13 +17,17 @@ from typing import Any
 import pytest
 from kio.index import load_request_schema, load_response_schema
 from kio.serial import entity_reader, entity_writer
-from kio.static.primitive import i32Timedelta
+from kio.static.primitive import i32Timedelta, i64Timedelta
 
-from rift_broker.protocol import DEFAULT_TABLE, decode_request
+from rift_broker.group import partition_for
+from rift_broker.protocol import DEFAULT_TABLE, decode_request, table_for
 from rift_broker.records import build_batch
+from rift_broker.server.clock import ManualClock
 from rift_broker.server.config import BrokerConfig
 from rift_broker.server.context import CLOSE_CONNECTION, BrokerContext
-from rift_broker.server.handlers import HANDLERS
+from rift_broker.server.groups import GroupDriver
+from rift_broker.server.handlers import HANDLERS, SINGLE_NODE_HANDLERS
+from rift_broker.server.offsets_log import LocalOffsetsLog, ensure_offsets_topic
 from rift_broker.server.producer_ids import ProducerIdAllocator
 from rift_broker.server.registry import TopicRegistry
 from rift_broker.storage import MemoryStorage
@@ -34,19 +38,35 @@ def _ms(n: int) -> i32Timedelta:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, **settings: Any) -> None:
+    """Handlers over the simulated disk; ``groups=True`` adds the group APIs, their
+    driver (on a manual clock) and ``__consumer_offsets``."""
+
+    def __init__(self, tmp_path: Path, *, groups: bool = False, **settings: Any) -> None:
         self.storage = MemoryStorage()
         config = BrokerConfig(
             data_dir=tmp_path, durability=settings.pop("durability", "none"), **settings
         )
         registry = TopicRegistry(config, storage=self.storage)
         registry.load(now_ms=0)
+        self.clock = ManualClock(1_000_000)
+        driver = None
+        if groups:
+            topic = ensure_offsets_topic(registry, partitions=config.offsets_partitions, now_ms=0)
+            driver = GroupDriver(
+                LocalOffsetsLog(topic, clock=self.clock.now_ms),
+                num_partitions=config.offsets_partitions,
+                config=config.group_config,
+                clock=self.clock,
+                partition_exists=lambda t, p: registry.partition(t, p) is not None,
+            )
+            driver.load_all()
         self.ctx = BrokerContext(
             config=config,
-            table=DEFAULT_TABLE,
+            table=table_for(SINGLE_NODE_HANDLERS) if groups else DEFAULT_TABLE,
             registry=registry,
             producer_ids=ProducerIdAllocator(tmp_path),
             log=__import__("logging").getLogger("test"),
+            groups=driver,
         )
 
     async def call(self, api_key: int, version: int, **fields: Any) -> Any:
@@ -55,8 +75,8 @@ class Harness:
         buf = io.BytesIO()
         buf.write(struct.pack(">hhih", api_key, version, 1, -1))
         entity_writer(request_cls)(buf, body)
-        request = decode_request(buf.getvalue())
-        response = await HANDLERS[api_key](self.ctx, request)
+        request = decode_request(buf.getvalue(), table=self.ctx.table)
+        response = await SINGLE_NODE_HANDLERS[api_key](self.ctx, request)
         if response is None or response is CLOSE_CONNECTION:
             return response
         out = io.BytesIO()
@@ -494,5 +514,247 @@ def test_fetch_respects_partition_and_response_limits(tmp_path: Path) -> None:
         assert await fetch(2 * size, 100 * size) == [2, 2]
         assert await fetch(10 * size, 4 * size) == [3, 1]
         assert await fetch(1, 1) == [1, 0]  # the first batch always comes (KIP-74)
+
+    run(tmp_path, scenario)
+
+
+# -- the group APIs ------------------------------------------------------------------
+
+
+GROUPS = {"groups": True, "group_initial_rebalance_delay_ms": 0, "offsets_partitions": 5}
+
+
+def _join_fields(member_id: str = "", *, session_ms: int = 6000) -> dict[str, Any]:
+    return {
+        "group_id": "g",
+        "session_timeout": _ms(session_ms),
+        "rebalance_timeout": _ms(session_ms),
+        "member_id": member_id,
+        "group_instance_id": None,
+        "protocol_type": "consumer",
+        "protocols": [{"name": "range", "metadata": b"sub"}],
+    }
+
+
+def test_api_versions_lists_the_group_apis_from_version_0(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        response = await h.call(18, 2)
+        keys = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
+        assert {k: keys[k] for k in range(8, 17)} == {
+            8: (0, 7),  # OffsetCommit: 2-7 served
+            9: (0, 5),  # OffsetFetch: 1-5 served
+            10: (0, 2),
+            11: (0, 5),
+            12: (0, 3),
+            13: (0, 3),
+            14: (0, 3),
+            15: (0, 4),
+            16: (0, 2),
+        }
+        frame = struct.pack(">hhih", 8, 1, 9, -1)  # OffsetCommit v1: advertised, not served
+        with pytest.raises(Exception, match="unsupported version 1 of OFFSET_COMMIT"):
+            decode_request(frame, table=h.ctx.table)
+
+    run(tmp_path, scenario, **GROUPS)
+
+
+def test_find_coordinator_answers_this_node(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        v0 = await h.call(10, 0, key="g")
+        assert (v0.error_code, v0.node_id, v0.host, v0.port) == (0, 0, "127.0.0.1", 9092)
+        v2 = await h.call(10, 2, key="g", key_type=0)
+        assert (v2.error_code, v2.node_id, v2.error_message) == (0, 0, None)
+        txn = await h.call(10, 2, key="tx", key_type=1)
+        assert txn.error_code == 42  # transactions are not served
+        assert h.ctx.groups is not None
+        h.ctx.groups.unload(partition_for("g", 5))
+        gone = await h.call(10, 1, key="g", key_type=0)
+        assert gone.error_code == 15  # COORDINATOR_NOT_AVAILABLE: not loaded
+
+    run(tmp_path, scenario, **GROUPS)
+
+
+def test_a_member_joins_syncs_heartbeats_commits_fetches_and_leaves(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.create("t", 2)
+        first = await h.call(11, 5, **_join_fields())
+        assert first.error_code == 79  # MEMBER_ID_REQUIRED (v4+)
+        member = first.member_id
+        joined = await h.call(11, 5, **_join_fields(member))
+        assert (joined.error_code, joined.generation_id, joined.leader) == (0, 1, member)
+        assert joined.protocol_name == "range"
+        assert [(m.member_id, m.metadata) for m in joined.members] == [(member, b"sub")]
+        synced = await h.call(
+            14,
+            3,
+            group_id="g",
+            generation_id=1,
+            member_id=member,
+            group_instance_id=None,
+            assignments=[{"member_id": member, "assignment": b"plan"}],
+        )
+        assert (synced.error_code, synced.assignment) == (0, b"plan")
+        beat = await h.call(12, 3, group_id="g", generation_id=1, member_id=member)
+        assert beat.error_code == 0
+        stale = await h.call(12, 0, group_id="g", generation_id=0, member_id=member)
+        assert stale.error_code == 22  # ILLEGAL_GENERATION
+
+        committed = await h.call(
+            8,
+            7,
+            group_id="g",
+            generation_id_or_member_epoch=1,
+            member_id=member,
+            group_instance_id=None,
+            topics=[
+                {
+                    "name": "t",
+                    "partitions": [
+                        {
+                            "partition_index": 1,
+                            "committed_offset": 42,
+                            "committed_leader_epoch": 3,
+                            "committed_metadata": "m",
+                        },
+                        {
+                            "partition_index": 9,
+                            "committed_offset": 1,
+                            "committed_leader_epoch": -1,
+                            "committed_metadata": None,
+                        },
+                    ],
+                }
+            ],
+        )
+        parts = committed.topics[0].partitions
+        assert [(p.partition_index, p.error_code) for p in parts] == [(1, 0), (9, 3)]
+
+        everything = await h.call(9, 5, group_id="g", topics=None)
+        assert everything.error_code == 0
+        (topic,) = everything.topics
+        (part,) = topic.partitions
+        assert (topic.name, part.partition_index, part.committed_offset) == ("t", 1, 42)
+        assert (part.committed_leader_epoch, part.metadata, part.error_code) == (3, "m", 0)
+        v1 = await h.call(9, 1, group_id="g", topics=[{"name": "t", "partition_indexes": [0, 1]}])
+        assert [(p.partition_index, p.committed_offset) for p in v1.topics[0].partitions] == [
+            (0, -1),
+            (1, 42),
+        ]
+
+        described = await h.call(15, 4, groups=["g", "other"], include_authorized_operations=False)
+        g, other = described.groups
+        assert (g.error_code, g.group_state, g.protocol_type, g.protocol_data) == (
+            0,
+            "Stable",
+            "consumer",
+            "range",
+        )
+        assert [(m.member_id, m.member_metadata, m.member_assignment) for m in g.members] == [
+            (member, b"sub", b"plan")
+        ]
+        assert (other.error_code, other.group_state, other.members) == (0, "Dead", ())
+        listed = await h.call(16, 2)
+        assert [(x.group_id, x.protocol_type) for x in listed.groups] == [("g", "consumer")]
+
+        left = await h.call(
+            13,
+            3,
+            group_id="g",
+            members=[
+                {"member_id": member, "group_instance_id": None},
+                {"member_id": "nobody", "group_instance_id": None},
+            ],
+        )
+        assert left.error_code == 0
+        assert [(m.member_id, m.error_code) for m in left.members] == [(member, 0), ("nobody", 25)]
+        again = await h.call(13, 0, group_id="g", member_id=member)
+        assert again.error_code == 25  # UNKNOWN_MEMBER_ID, at the top level in v0-2
+
+    run(tmp_path, scenario, **GROUPS)
+
+
+def test_join_v0_gets_its_member_id_with_the_answer(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        fields = _join_fields()
+        del fields["rebalance_timeout"], fields["group_instance_id"]
+        joined = await h.call(11, 0, **fields)
+        assert joined.error_code == 0
+        assert joined.member_id  # an id comes with the answer: no MEMBER_ID_REQUIRED before v4
+        assert joined.leader == joined.member_id
+        short = await h.call(11, 0, **{**fields, "session_timeout": _ms(10)})
+        assert short.error_code == 26  # INVALID_SESSION_TIMEOUT
+
+    run(tmp_path, scenario, **GROUPS)
+
+
+def test_offsets_survive_a_new_driver_on_the_same_log(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.create("t", 1)
+        committed = await h.call(
+            8,
+            2,
+            group_id="simple",
+            generation_id_or_member_epoch=-1,
+            member_id="",
+            retention_time=i64Timedelta.parse(datetime.timedelta(milliseconds=-1)),
+            topics=[
+                {
+                    "name": "t",
+                    "partitions": [
+                        {"partition_index": 0, "committed_offset": 7, "committed_metadata": ""}
+                    ],
+                }
+            ],
+        )
+        assert committed.topics[0].partitions[0].error_code == 0
+        topic = h.ctx.registry.get("__consumer_offsets")
+        assert topic is not None
+        fresh = GroupDriver(LocalOffsetsLog(topic), num_partitions=5, clock=h.clock)
+        fresh.load_all()
+        reply = await fresh.fetch_offsets(group_id="simple", partitions=[("t", 0)])
+        assert [(f.topic, f.partition, f.offset) for f in reply.partitions] == [("t", 0, 7)]
+
+    run(tmp_path, scenario, **GROUPS)
+
+
+def test_offset_fetch_when_not_coordinator(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        assert h.ctx.groups is not None
+        h.ctx.groups.unload(partition_for("g", 5))
+        v1 = await h.call(9, 1, group_id="g", topics=[{"name": "t", "partition_indexes": [0]}])
+        assert [p.error_code for p in v1.topics[0].partitions] == [16]  # no top-level error
+        v3 = await h.call(9, 3, group_id="g", topics=None)
+        assert (v3.error_code, v3.topics) == (16, ())
+
+    run(tmp_path, scenario, **GROUPS)
+
+
+def test_the_offsets_topic_is_internal_and_read_only(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        everything = await h.call(
+            3,
+            8,
+            topics=None,
+            include_cluster_authorized_operations=False,
+            include_topic_authorized_operations=False,
+        )
+        (internal,) = [t for t in everything.topics if t.name == "__consumer_offsets"]
+        assert internal.is_internal
+        assert len(internal.partitions) == 5
+        produced = await h.produce("__consumer_offsets", 0, build_batch([b"x"], keys=[b"k"]))
+        assert produced.error_code == 17  # INVALID_TOPIC_EXCEPTION
+        assert await h.create("__consumer_offsets", 1) == 36  # TOPIC_ALREADY_EXISTS
+
+    run(tmp_path, scenario, **GROUPS)
+
+
+def test_a_broker_without_groups_answers_coordinator_not_available(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        h.ctx.table = table_for(SINGLE_NODE_HANDLERS)  # the APIs, but no driver
+        assert (await h.call(10, 2, key="g", key_type=0)).error_code == 15
+        assert (await h.call(11, 5, **_join_fields())).error_code == 15
+        assert (await h.call(12, 3, group_id="g", generation_id=1, member_id="m")).error_code == 15
+        listed = await h.call(16, 0)
+        assert (listed.error_code, listed.groups) == (15, ())
 
     run(tmp_path, scenario)

@@ -147,8 +147,17 @@ def test_producer_ids_never_repeat_across_restarts(tmp_path: Path) -> None:
 
 
 def test_broker_needs_a_handler_for_every_api_in_its_table(tmp_path: Path) -> None:
-    from rift_broker.protocol import DEFAULT_TABLE, GROUP_APIS
+    from rift_broker.protocol import DEFAULT_TABLE, GROUP_APIS, ApiKey
     from rift_broker.server import Broker
+    from rift_broker.server.handlers import HANDLERS
 
     with pytest.raises(ValueError, match="JOIN_GROUP"):
-        Broker(BrokerConfig(data_dir=tmp_path), table=DEFAULT_TABLE.with_apis(GROUP_APIS))
+        Broker(
+            BrokerConfig(data_dir=tmp_path),
+            table=DEFAULT_TABLE.with_apis(GROUP_APIS),
+            handlers=HANDLERS,
+        )
+    # By default the table follows the handlers: the group APIs come with theirs.
+    assert Broker(BrokerConfig(data_dir=tmp_path))._table.get(ApiKey.JOIN_GROUP) is not None
+    assert Broker(BrokerConfig(data_dir=tmp_path), handlers=HANDLERS)._table.get(22) is not None
+    assert Broker(BrokerConfig(data_dir=tmp_path), handlers=HANDLERS)._table.get(11) is None

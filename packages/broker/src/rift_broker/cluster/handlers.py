@@ -5,7 +5,9 @@ where answers come from: Metadata from the committed metadata image (every
 registered broker, each partition's leader, epoch, replicas and ISR); Produce,
 Fetch, ListOffsets and OffsetForLeaderEpoch from the replica manager, on the
 partition's leader only (others answer NOT_LEADER_OR_FOLLOWER, which sends
-clients to refresh metadata); CreateTopics through the active controller.
+clients to refresh metadata); CreateTopics through the active controller;
+FindCoordinator from the leader of the group's ``__consumer_offsets`` partition. The
+other group APIs are the single node's, on the node's group driver.
 Consumers never read past the high watermark.
 """
 
@@ -16,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rift_broker.cluster.driver import ClusterDriver
+from rift_broker.cluster.groups import CoordinatorLocator
 from rift_broker.controller import NO_LEADER, CreateTopicRequest
+from rift_broker.group import OFFSETS_TOPIC
 from rift_broker.protocol import ApiKey, Request
 from rift_broker.records import InvalidBatchError, iter_batches
 from rift_broker.replication.messages import (
@@ -26,7 +30,8 @@ from rift_broker.replication.messages import (
 )
 from rift_broker.server._build import NO_THROTTLE, error_code, make, nested, response_class
 from rift_broker.server.context import CLOSE_CONNECTION, BrokerContext
-from rift_broker.server.handlers import HANDLERS as SINGLE_NODE_HANDLERS
+from rift_broker.server.handlers import SINGLE_NODE_HANDLERS
+from rift_broker.server.handlers.groups import find_coordinator_response
 from rift_broker.server.handlers.offsets import (
     EpochAnswer,
     OffsetAnswer,
@@ -44,6 +49,7 @@ _EARLIEST, _LATEST = -2, -1
 @dataclass(slots=True, kw_only=True)
 class ClusterContext(BrokerContext):
     cluster: ClusterDriver
+    coordinators: CoordinatorLocator
 
 
 def _cluster(ctx: BrokerContext) -> ClusterDriver:
@@ -85,7 +91,7 @@ async def handle_metadata(ctx: BrokerContext, request: Request) -> Any:
                 "MetadataResponseTopic",
                 error_code=error_code(NONE if info is not None else UNKNOWN_TOPIC_OR_PARTITION),
                 name=name,
-                is_internal=False,
+                is_internal=name == OFFSETS_TOPIC,
                 partitions=tuple(parts),
             )
         )
@@ -320,6 +326,11 @@ async def handle_offset_for_leader_epoch(ctx: BrokerContext, request: Request) -
     return offset_for_leader_epoch_response(request, answer)
 
 
+async def handle_find_coordinator(ctx: BrokerContext, request: Request) -> Any:
+    assert isinstance(ctx, ClusterContext)
+    return find_coordinator_response(request, ctx.coordinators.locate)
+
+
 CLUSTER_HANDLERS = {
     **SINGLE_NODE_HANDLERS,
     ApiKey.METADATA: handle_metadata,
@@ -328,4 +339,5 @@ CLUSTER_HANDLERS = {
     ApiKey.FETCH: handle_fetch,
     ApiKey.LIST_OFFSETS: handle_list_offsets,
     ApiKey.OFFSET_FOR_LEADER_EPOCH: handle_offset_for_leader_epoch,
+    ApiKey.FIND_COORDINATOR: handle_find_coordinator,
 }

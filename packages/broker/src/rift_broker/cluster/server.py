@@ -3,8 +3,11 @@
 ``broker serve --node-id N --controllers 1@HOST:PORT,...`` runs this. The Kafka
 listener (clients, and nothing else: replication and Raft use the controller
 listener) is the single-node broker's connection machinery with the cluster's
-handlers (:mod:`rift_broker.cluster.handlers`). Shutdown is graceful: stop
-accepting, answer what was accepted, then stop the node (its logs are flushed).
+handlers (:mod:`rift_broker.cluster.handlers`). Consumer groups run on the same
+group driver as a single broker's, over a replicated ``__consumer_offsets``
+(:mod:`rift_broker.cluster.groups`). Shutdown is graceful: stop accepting, answer
+what was accepted, let offsets appends in flight finish, then stop the node (its
+logs are flushed).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import uuid
 from dataclasses import dataclass, replace
 
 from rift_broker.cluster.driver import ClusterDriver
+from rift_broker.cluster.groups import CoordinatorLocator, GroupLeadership, ReplicatedOffsetsLog
 from rift_broker.cluster.handlers import CLUSTER_HANDLERS, ClusterContext
 from rift_broker.cluster.node import NodeConfig
 from rift_broker.controller import ControllerConfig
@@ -26,6 +30,7 @@ from rift_broker.raft import RaftConfig
 from rift_broker.replication import ReplicationConfig
 from rift_broker.server.broker import Broker
 from rift_broker.server.config import BrokerConfig
+from rift_broker.server.groups import GroupDriver
 from rift_broker.server.producer_ids import ProducerIdAllocator
 from rift_broker.server.registry import TopicRegistry
 
@@ -42,6 +47,8 @@ class ClusterSettings:
     session_timeout_ms: int = 6000
     broker_heartbeat_ms: int = 500
     replica_lag_time_max_ms: int = 10_000
+    offsets_replication_factor: int = 3  # capped at the live brokers when created
+    offsets_min_insync_replicas: int = 2
 
 
 def parse_controllers(value: str) -> dict[int, tuple[str, int]]:
@@ -67,6 +74,8 @@ class ClusterBroker(Broker):
             )
         self.cluster = cluster
         self.driver: ClusterDriver | None = None
+        self._replicated_offsets: ReplicatedOffsetsLog | None = None
+        self._leadership: GroupLeadership | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -108,13 +117,29 @@ class ClusterBroker(Broker):
             rng=random.Random(),
         )
         await self.driver.start()
+        self._replicated_offsets = ReplicatedOffsetsLog(self.driver)
+        groups = GroupDriver(
+            self._replicated_offsets,
+            num_partitions=config.offsets_partitions,
+            config=config.group_config,
+            partition_exists=self._partition_exists,
+        )
+        self._leadership = GroupLeadership(self.driver, groups)
+        self._leadership.start()
         self._ctx = ClusterContext(
             config=config,
             table=self._table,
             registry=TopicRegistry(config, on_fatal=self._fatal),
             producer_ids=ProducerIdAllocator(config.data_dir, node_id=config.node_id),
             log=_log,
+            groups=groups,
             cluster=self.driver,
+            coordinators=CoordinatorLocator(
+                self.driver,
+                partitions=config.offsets_partitions,
+                replication_factor=settings.offsets_replication_factor,
+                min_insync_replicas=settings.offsets_min_insync_replicas,
+            ),
         )
         self._maintenance = asyncio.create_task(self._maintain(), name="rift-maintenance")
         _log.info(
@@ -126,8 +151,15 @@ class ClusterBroker(Broker):
             config.data_dir,
         )
 
+    def _partition_exists(self, topic: str, partition: int) -> bool:
+        return self.driver is not None and (topic, partition) in self.driver.node.image.partitions
+
     async def stop(self) -> None:
+        if self._leadership is not None:
+            await self._leadership.stop()
         await super().stop()
+        if self._replicated_offsets is not None:
+            await self._replicated_offsets.close()
         if self.driver is not None:
             await self.driver.stop()
             self.driver = None

@@ -3,7 +3,9 @@
 The driver owns sockets, the clock and the ``__consumer_offsets`` log; the
 :class:`GroupCoordinator` decides. ``_coordinator.py`` states the call contract,
 ``_group.py`` the rebalance state machine, ``_records.py`` the record format (Kafka's
-own). :class:`MemoryDriver` is the in-memory driver tests and the simulator use.
+own) and ``_batches.py`` how they sit in record batches. :class:`MemoryDriver` is the
+in-memory driver tests and the simulator use; the asyncio driver of the real broker is
+:mod:`rift_broker.server.groups`.
 
 A driver's loop, in short::
 
@@ -24,6 +26,7 @@ always lists partitions; FindCoordinator answers the leader of ``partition_for``
 
 from __future__ import annotations
 
+from rift_broker.group._batches import SkippedRecords, decode_batches, encode_batch
 from rift_broker.group._config import GroupConfig
 from rift_broker.group._coordinator import GroupCoordinator
 from rift_broker.group._errors import GroupErrorCode
@@ -108,4 +111,8 @@ __all__ = [
     "decode_key",
     "decode_offset_value",
     "decode_group_value",
+    # records <-> record batches of the partition logs
+    "encode_batch",
+    "decode_batches",
+    "SkippedRecords",
 ]

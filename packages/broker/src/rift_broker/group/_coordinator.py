@@ -391,6 +391,10 @@ class GroupCoordinator:
 
     # -- introspection ----------------------------------------------------------
 
+    def group_ids(self) -> list[str]:
+        """Every group this coordinator serves (ListGroups), sorted."""
+        return sorted(self._groups)
+
     def describe(self, group_id: str) -> GroupView | None:
         group = self._groups.get(group_id)
         return None if group is None else group_view(group)

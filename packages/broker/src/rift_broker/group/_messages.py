@@ -177,6 +177,7 @@ class MemberView:
     assignment: bytes | None  # None: no live assignment (a rebalance is under way)
     awaiting_join: bool
     awaiting_sync: bool
+    metadata: bytes = b""  # the member's subscription for the group's protocol
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

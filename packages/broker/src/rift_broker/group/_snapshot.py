@@ -76,6 +76,7 @@ def group_view(group: Group) -> GroupView:
             assignment=m.assignment,
             awaiting_join=m.join_request is not None,
             awaiting_sync=m.sync_request is not None,
+            metadata=m.metadata_for(group.protocol),
         )
         for m in group.members.values()
     )

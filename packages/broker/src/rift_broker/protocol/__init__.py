@@ -18,6 +18,7 @@ from rift_broker.protocol.versions import (
     ApiKey,
     ApiSpec,
     VersionTable,
+    table_for,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "BROKER_APIS",
     "GROUP_APIS",
     "DEFAULT_TABLE",
+    "table_for",
 ]

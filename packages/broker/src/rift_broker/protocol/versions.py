@@ -8,9 +8,10 @@ highest version both sides know, so in practice the advertised-but-unsupported l
 versions are never used; if one arrives, the connection is closed (unsupported
 version), exactly like any other undecodable request.
 
-Only the flexible-free (pre-KIP-482) versions are served. The group APIs of a later
-issue are listed in :data:`GROUP_APIS` so that enabling them is one line in the
-server's handler registry.
+Only the flexible-free (pre-KIP-482) versions are served. :data:`BROKER_APIS` are
+what every broker serves (:data:`DEFAULT_TABLE`); :data:`GROUP_APIS` are the
+consumer-group APIs, which a broker adds to its table together with their handlers
+(:func:`table_for` builds the table from the handlers a broker has).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "GROUP_APIS",
     "VersionTable",
     "DEFAULT_TABLE",
+    "table_for",
 ]
 
 
@@ -42,6 +44,8 @@ class ApiKey(enum.IntEnum):
     HEARTBEAT = 12
     LEAVE_GROUP = 13
     SYNC_GROUP = 14
+    DESCRIBE_GROUPS = 15
+    LIST_GROUPS = 16
     API_VERSIONS = 18
     CREATE_TOPICS = 19
     INIT_PRODUCER_ID = 22
@@ -92,6 +96,8 @@ GROUP_APIS: tuple[ApiSpec, ...] = (
     ApiSpec(key=ApiKey.LEAVE_GROUP, min_version=0, max_version=3),
     ApiSpec(key=ApiKey.OFFSET_COMMIT, min_version=2, max_version=7),
     ApiSpec(key=ApiKey.OFFSET_FETCH, min_version=1, max_version=5),
+    ApiSpec(key=ApiKey.DESCRIBE_GROUPS, min_version=0, max_version=4),
+    ApiSpec(key=ApiKey.LIST_GROUPS, min_version=0, max_version=2),
 )
 
 
@@ -123,3 +129,10 @@ class VersionTable:
 
 
 DEFAULT_TABLE = VersionTable(BROKER_APIS)
+
+
+def table_for(served: Iterable[int]) -> VersionTable:
+    """:data:`DEFAULT_TABLE` plus the group APIs among ``served`` (the API keys a broker
+    has handlers for): a broker advertises a group API exactly when it can answer it."""
+    keys = set(served)
+    return DEFAULT_TABLE.with_apis(spec for spec in GROUP_APIS if spec.key in keys)

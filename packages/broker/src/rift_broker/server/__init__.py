@@ -1,4 +1,4 @@
-"""The asyncio broker: connections, request handlers, topics and partitions."""
+"""The asyncio broker: connections, request handlers, topics, partitions and consumer groups."""
 
 from __future__ import annotations
 

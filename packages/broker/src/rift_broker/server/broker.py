@@ -1,10 +1,18 @@
 """The asyncio driver of one broker: listen, serve connections, stop gracefully.
 
+Start: open every topic of the data directory; when the broker serves the group APIs
+(the default), create ``__consumer_offsets`` if missing and load all its partitions
+into the group driver (:mod:`rift_broker.server.groups`; one node leads them all),
+so every committed offset and group of the last run is back before the first
+request.
+
 Graceful stop (SIGTERM, SIGINT, or :meth:`Broker.stop`): stop accepting; tell every
-connection to stop reading; wake long-polling fetches; wait (bounded by
-``shutdown_timeout_s``) until every accepted request is answered; then flush and
-close every partition log. Whatever was acknowledged before is on disk, so a
-restart on the same data directory serves it.
+connection to stop reading; wake long-polling fetches; let offsets appends in flight
+finish and answer requests still waiting on a group (NOT_COORDINATOR, so clients
+look for the coordinator again); wait (bounded by ``shutdown_timeout_s``) until
+every accepted request is answered; then flush and close every partition log.
+Whatever was acknowledged before is on disk, so a restart on the same data
+directory serves it.
 """
 
 from __future__ import annotations
@@ -16,12 +24,14 @@ import signal
 from collections.abc import Mapping
 
 from rift_broker.errors import BrokerError
-from rift_broker.protocol import DEFAULT_TABLE, VersionTable
+from rift_broker.protocol import ApiKey, VersionTable, table_for
 from rift_broker.server.budget import ByteBudget
 from rift_broker.server.config import BrokerConfig
 from rift_broker.server.connection import Connection
 from rift_broker.server.context import BrokerContext, wall_clock_ms
-from rift_broker.server.handlers import HANDLERS, Handler
+from rift_broker.server.groups import GroupDriver
+from rift_broker.server.handlers import SINGLE_NODE_HANDLERS, Handler
+from rift_broker.server.offsets_log import LocalOffsetsLog, ensure_offsets_topic
 from rift_broker.server.producer_ids import ProducerIdAllocator
 from rift_broker.server.registry import TopicRegistry
 
@@ -37,10 +47,13 @@ class Broker:
         self,
         config: BrokerConfig,
         *,
-        table: VersionTable = DEFAULT_TABLE,
-        handlers: Mapping[int, Handler] = HANDLERS,
+        table: VersionTable | None = None,
+        handlers: Mapping[int, Handler] = SINGLE_NODE_HANDLERS,
     ) -> None:
-        """``table`` and ``handlers`` grow together (the group APIs add both)."""
+        """``table`` and ``handlers`` grow together; by default the table lists the
+        group APIs exactly when ``handlers`` has them (:func:`table_for`)."""
+        if table is None:
+            table = table_for(handlers)
         missing = [spec.key.name for spec in table.specs() if spec.key not in handlers]
         if missing:
             raise ValueError(f"no handler for {', '.join(missing)}")
@@ -54,6 +67,7 @@ class Broker:
         self._stopped = asyncio.Event()
         self._maintenance: asyncio.Task[None] | None = None
         self._fatal_stop: asyncio.Task[None] | None = None
+        self._offsets_log: LocalOffsetsLog | None = None
         self.fatal_error: str | None = None
         self.port = config.port
 
@@ -67,17 +81,26 @@ class Broker:
         config = self.config
         registry = TopicRegistry(config, on_fatal=self._fatal)
         registry.load(now_ms=wall_clock_ms())
+        # Bind before creating anything on disk (a busy port changes nothing), but
+        # accept only once the groups are loaded.
+        server = await asyncio.start_server(
+            self._on_client, config.host, config.port, reuse_address=True, start_serving=False
+        )
+        try:
+            groups = self._start_groups(registry)
+        except BaseException:
+            server.close()
+            raise
+        self._server = server
         self._ctx = BrokerContext(
             config=config,
             table=self._table,
             registry=registry,
             producer_ids=ProducerIdAllocator(config.data_dir),
             log=_log,
+            groups=groups,
         )
-        self._server = await asyncio.start_server(
-            self._on_client, config.host, config.port, reuse_address=True
-        )
-        sockets = self._server.sockets
+        sockets = server.sockets
         self.port = sockets[0].getsockname()[1] if sockets else config.port
         if config.port == 0 and config.advertised_port is None:
             # An ephemeral port: advertise the one the kernel picked.
@@ -85,6 +108,7 @@ class Broker:
 
             self.config = replace(config, port=self.port)
             self._ctx.config = self.config
+        await server.start_serving()
         self._maintenance = asyncio.create_task(self._maintain(), name="rift-maintenance")
         _log.info(
             "serving on %s:%d, data in %s (%d topics)",
@@ -93,6 +117,26 @@ class Broker:
             config.data_dir,
             len(registry.topics()),
         )
+
+    def _start_groups(self, registry: TopicRegistry) -> GroupDriver | None:
+        """The group driver with every ``__consumer_offsets`` partition loaded (this
+        node leads them all), if the broker serves the group APIs."""
+        if self._table.get(ApiKey.FIND_COORDINATOR) is None:
+            return None
+        config = self.config
+        topic = ensure_offsets_topic(
+            registry, partitions=config.offsets_partitions, now_ms=wall_clock_ms()
+        )
+        self._offsets_log = LocalOffsetsLog(topic)
+        groups = GroupDriver(
+            self._offsets_log,
+            num_partitions=topic.spec.partitions,
+            config=config.group_config,
+            partition_exists=lambda t, p: registry.partition(t, p) is not None,
+        )
+        groups.load_all()
+        _log.info("loaded %d consumer group(s) from %s", len(groups.list_groups()), topic.spec.name)
+        return groups
 
     def _fatal(self, reason: str) -> None:
         """An fsync failed: stop the whole broker (never retry; the pages may be gone)."""
@@ -157,6 +201,8 @@ class Broker:
             await self._maintenance
         for connection in list(self._connections):
             connection.stop_reading()
+        if ctx.groups is not None:
+            await ctx.groups.close(timeout_s=min(self.config.shutdown_timeout_s, 10.0))
         pending = list(self._connections.values())
         if pending:
             _done, late = await asyncio.wait(pending, timeout=self.config.shutdown_timeout_s)
@@ -165,6 +211,8 @@ class Broker:
             if late:
                 _log.warning("%d connection(s) did not finish in time", len(late))
                 await asyncio.wait(late)
+        if self._offsets_log is not None:
+            await self._offsets_log.close()
         for partition in list(ctx.registry.partitions()):
             try:
                 await partition.close()  # waits for the running flush, then flushes and closes

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from rift_broker.errors import ConfigError
+from rift_broker.group import GroupConfig
 from rift_broker.log import LogConfig
 
 __all__ = ["BrokerConfig", "Durability", "parse_listen"]
@@ -59,6 +60,12 @@ class BrokerConfig:
     retention_bytes: int | None = None
     shutdown_timeout_s: float = 30.0
     maintenance_interval_s: float = 30.0
+    # Consumer groups (Kafka's offsets.topic.num.partitions and group.* settings). The
+    # partition count applies when __consumer_offsets is created; it never changes after.
+    offsets_partitions: int = 50
+    group_min_session_timeout_ms: int = 6_000
+    group_max_session_timeout_ms: int = 1_800_000
+    group_initial_rebalance_delay_ms: int = 3_000
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -88,10 +95,24 @@ class BrokerConfig:
             )
         except ValueError as e:
             raise ConfigError(str(e).replace("_", "-")) from None
+        if not 1 <= self.offsets_partitions <= 10_000:
+            raise ConfigError(f"offsets-partitions must be 1-10000, got {self.offsets_partitions}")
+        try:
+            self.group_config  # noqa: B018 - validated by the coordinator's own rules
+        except ValueError as e:
+            raise ConfigError(f"group settings: {e}") from None
         if self.max_request_bytes > self.max_inflight_bytes_per_connection:
             raise ConfigError("max-request-bytes cannot exceed max-inflight-bytes-per-connection")
         if self.max_inflight_bytes_per_connection > self.max_inflight_bytes:
             raise ConfigError("max-inflight-bytes-per-connection cannot exceed max-inflight-bytes")
+
+    @property
+    def group_config(self) -> GroupConfig:
+        return GroupConfig(
+            min_session_timeout_ms=self.group_min_session_timeout_ms,
+            max_session_timeout_ms=self.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms=self.group_initial_rebalance_delay_ms,
+        )
 
     @property
     def advertised(self) -> tuple[str, int]:

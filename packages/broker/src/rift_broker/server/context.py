@@ -1,4 +1,5 @@
-"""What every request handler may use: settings, the version table, the topics, the clock."""
+"""What every request handler may use: settings, the version table, the topics, the clock,
+and the group coordinator's driver (``None`` on a broker that serves no groups)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Final
 
 from rift_broker.protocol import VersionTable
 from rift_broker.server.config import BrokerConfig
+from rift_broker.server.groups import GroupDriver
 from rift_broker.server.producer_ids import ProducerIdAllocator
 from rift_broker.server.registry import TopicRegistry
 
@@ -30,6 +32,7 @@ class BrokerContext:
     registry: TopicRegistry
     producer_ids: ProducerIdAllocator
     log: logging.Logger
+    groups: GroupDriver | None = None
     # Set when the broker stops: long-polling fetches return at once.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -11,6 +11,7 @@ from rift_broker.errors import (
     TopicAlreadyExists,
     UnknownTopicOrPartition,
 )
+from rift_broker.group import OFFSETS_TOPIC
 from rift_broker.protocol import ApiKey, Request
 from rift_broker.server._build import NO_THROTTLE, error_code, make, nested, response_class
 from rift_broker.server.context import BrokerContext
@@ -99,7 +100,7 @@ async def handle_metadata(ctx: BrokerContext, request: Request) -> Any:
                 "MetadataResponseTopic",
                 error_code=error_code(code),
                 name=name,
-                is_internal=False,
+                is_internal=name == OFFSETS_TOPIC,
                 partitions=partitions,
             )
         )

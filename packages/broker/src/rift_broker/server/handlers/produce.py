@@ -5,7 +5,8 @@ All appends of a request happen synchronously, before the handler's first ``awai
 order). Then the handler waits for the group-committed fsync of every partition it
 appended to — for acks=1 and acks=all alike, since on one node the ISR is this node.
 acks=0 returns ``None``: no response is written at all (or ``CLOSE_CONNECTION``
-after an error, as Kafka does).
+after an error, as Kafka does). ``__consumer_offsets`` belongs to the group
+coordinator: producing to it gets INVALID_TOPIC_EXCEPTION, as in Kafka.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 from rift_broker.errors import (
     InvalidRequest,
     InvalidRequiredAcks,
+    InvalidTopic,
     KafkaError,
     UnknownTopicOrPartition,
 )
+from rift_broker.group import OFFSETS_TOPIC
 from rift_broker.protocol import ApiKey, Request
 from rift_broker.server._build import NO_THROTTLE, error_code, make, nested, response_class
 from rift_broker.server.context import CLOSE_CONNECTION, BrokerContext
@@ -45,6 +48,8 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Any:
                     raise InvalidRequest("transactions are not supported")
                 if partition is None:
                     raise UnknownTopicOrPartition(f"{topic.name}-{data.index}")
+                if topic.name == OFFSETS_TOPIC:  # only the group coordinator writes it
+                    raise InvalidTopic(f"cannot produce to the internal topic {OFFSETS_TOPIC}")
                 outcome = partition.append(data.records or b"", acks=acks, now_ms=now_ms)
                 waits.append((partition, outcome.end_offset))
             except KafkaError as e:
