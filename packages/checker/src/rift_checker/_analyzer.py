@@ -1,13 +1,27 @@
 """One streaming pass over a history that builds the compact log state.
 
-Theory of operation: the pass sees each operation once, when it completes (pairs
-from :mod:`rift_checker._jsonl`), validates its value against the log model, and
-folds it into per-partition maps. Nothing holds an operation object after its
-completion: the state is keyed by value and offset and stores op ids, the indexes
-of invoke events, so a proof can be fetched again from the file. Anomalies that a
-single event can reveal (two values at one offset, a poll going backwards) become
-cases at once; those that need the whole history (lost, unseen, skips, cycles)
-are decided by :mod:`rift_checker._finish` from this state.
+Theory of operation: the pass reads the decoded lines (:mod:`rift_checker._decode`)
+a block at a time, checks and pairs them by the rules of :mod:`rift_checker._jsonl`
+(inlined: at a million operations a generator step or a tuple per operation is a
+visible share of the time), and sees each operation once, when it completes. It
+validates the operation's value against the log model and folds it into
+per-partition maps. Nothing holds an operation object after its completion: the
+state is keyed by value and offset and stores op ids, the indexes of invoke
+events, so a proof can be fetched again from the file. Anomalies that a single
+event can reveal (two values at one offset, a poll going backwards) become cases
+at once; those that need the whole history (lost, unseen, skips, cycles) are
+decided by :mod:`rift_checker._finish` and :mod:`rift_checker._cycles` from this
+state.
+
+Each kind of operation has two ways in. The *fast path* takes ok sends and reads
+whose values the typed decoder already shaped as
+:class:`~rift_checker._decode.Value` and that pass a few cheap tests; it changes
+nothing until it knows the operation is well formed. Everything else takes the
+*general path* (:func:`_fold`), which validates the plain JSON value key by key in
+a fixed order (so the first problem is the one reported) and then folds it with
+the same code as the fast path. The fast path is an optimisation of the general
+one, never a second opinion; ``tests/unit/test_decoding.py`` runs histories
+through both and compares.
 
 Times in the cycle check are event indexes: the file is written in real-time order,
 so op A completed before op B was invoked exactly when A's completion index is
@@ -17,10 +31,12 @@ below B's id.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
-from rift_checker._jsonl import Pair
+from rift_checker._decode import UNSET, Line, ModelLine, Value, plain
+from rift_checker._jsonl import check_event
 from rift_checker._state import LogState
 from rift_checker.errors import InvalidHistory
 from rift_checker.history import (
@@ -38,85 +54,195 @@ from rift_checker.stats import Stats
 
 __all__ = ["analyze"]
 
+# done_at's first size, in ops.
+_GROW = 1 << 16
 
-def _bad(msg: str, e: dict[str, Any], path: str | None) -> InvalidHistory:
-    return InvalidHistory(msg, line=e["index"] + 2, path=path)
+
+def _bad(msg: str, e: Line, path: str | None) -> InvalidHistory:
+    return InvalidHistory(msg, line=e.index + 2, path=path)
 
 
-def analyze(pairs: Iterable[Pair], state: LogState, stats: Stats) -> None:
-    """Fold every pair into ``state`` and ``stats``; raise InvalidHistory on bad values."""
+def analyze(batches: Iterable[list[Any]], state: LogState, stats: Stats) -> None:
+    """Check, pair and fold every event; raise InvalidHistory at the first problem.
+
+    ``batches`` are decoded lines (:mod:`rift_checker._decode`, ``ModelLine``
+    where the typed decoder took the line). Envelope and pairing follow
+    :mod:`rift_checker._jsonl` (this loop tests its rules in their cheapest form and
+    lets :func:`~rift_checker._jsonl.check_event` word every error); each operation
+    is folded in when its completion is read, invokes never completed at the end.
+    """
     path = state.path
-    done_at = state.done_at
     latency = stats.latency
-    by_f = stats.by_f
-    fast = 0  # ok ops counted by the inlined path below
-    fast_first = fast_last = -1
-    for inv, done in pairs:
-        if inv is None:
-            assert done is not None
-            _observe(done, state, stats, path)
-            continue
-        op = inv["index"]
-        f = inv["f"]
-        if done is None:
-            stats.op(f, "info", inv["time"], None)
-            typ = "info"
-        else:
-            typ = done["type"]
-            # Stats.op inlined for the common case (ok of a known f): the hot loop.
-            lat = latency.get(f) if typ == "ok" else None
-            if lat is None:
-                stats.op(f, typ, inv["time"], done["time"])
+    lat_send = lat_poll = None  # latency[SEND] and latency[POLL], once they exist
+    sent = state.sent
+    tp_pairs = state.tp_pairs
+    done_at = state.done_at
+    capacity = len(done_at)
+    open_ops: dict[Any, Line] = {}
+    retired: set[Any] = set()  # processes whose op ended info: never reused
+    last_time = -1
+    last_done = None  # the time of the last completion the fast path folded in
+    expected = 0  # the index of the event on the current line
+    first: Any = None  # the first event: its time is the earliest (times never decrease)
+    for batch in batches:
+        if not expected and batch:
+            first = batch[0]
+        typed = type(batch) is list  # else some lines were not typed (see _decode)
+        for e in batch:
+            # Envelope and pairing (rift_checker._jsonl.pair_batches, inlined).
+            if not typed and type(e) is not ModelLine:
+                check_event(e, expected, last_time, open_ops, retired, path=path)
+            t = e.time
+            f = e.f
+            if e.index != expected or t < last_time or not f:
+                check_event(e, expected, last_time, open_ops, retired, path=path)
+            typ = e.type
+            p = e.process
+            if typ == "invoke":
+                if (
+                    ((type(p) is not int or p < 0) and p != NEMESIS)
+                    or p in open_ops
+                    or p in retired
+                    or e.error is not None
+                ):
+                    check_event(e, expected, last_time, open_ops, retired, path=path)
+                open_ops[p] = e
+                last_time = t
+                expected += 1
+                continue
+            if typ == "observe":
+                last_time = t
+                expected += 1
+                _observe(e, state, stats, path)
+                continue
+            inv = open_ops.pop(p, None)
+            if inv is None or inv.f != f:
+                if inv is not None:
+                    open_ops[p] = inv  # as it was, for the error message
+                check_event(e, expected, last_time, open_ops, retired, path=path)
+            assert inv is not None
+            if typ == "info" and p != NEMESIS:  # the nemesis is one actor, never checked
+                retired.add(p)
+            last_time = t
+            expected += 1
+            # The fast path: an ok send or poll of a client whose values the typed
+            # decoder shaped. Everything else, and anything odd about these, goes
+            # to _fold (see the module doc).
+            if typ != "ok" or type(p) is not int:
+                _fold(inv, e, typ, state, stats)
+                continue
+            op = inv.index
+            dv = e.value
+            if f == SEND:
+                iv = inv.value
+                if not (
+                    type(iv) is Value
+                    and type(dv) is Value
+                    and (v := iv.value) is not UNSET
+                    and (topic := iv.topic) is not UNSET
+                    and topic
+                    and "/" not in topic
+                    and dv.partition is not None
+                    and dv.offset is not None
+                    and (dv.value is UNSET or dv.value == v)
+                    and (dv.topic is UNSET or dv.topic == topic)
+                    and sent.setdefault(v, op) == op  # last: it records the send
+                ):
+                    _fold(inv, e, typ, state, stats)
+                    continue
+                if lat_send is None:
+                    stats.op(f, typ, inv.time, t)
+                    lat_send = latency[f]
+                else:
+                    lat_send.append(t - inv.time)
+                tp = tp_pairs.get((topic, dv.partition))
+                if tp is None:
+                    tp = state.tp_of(topic, dv.partition)
+                _acked(state, p, tp, dv.offset, v, op, expected - 1)
+            elif f in (POLL, FINAL_READ) and type(dv) is Value and dv.records is not None:
+                if lat_poll is None or f != POLL:
+                    stats.op(f, typ, inv.time, t)
+                    lat_poll = latency.get(POLL)
+                else:
+                    lat_poll.append(t - inv.time)
+                _fold_read(state, p, op, dv.records, f == FINAL_READ, e, path)
             else:
-                by_f[f]["ok"] += 1
-                t = inv["time"]
-                lat.append(done["time"] - t)
-                fast += 1
-                if fast_first < 0 or t < fast_first:
-                    fast_first = t
-                fast_last = done["time"]  # completions arrive in time order
-            # done_at[op] = completion index; grown in chunks, zero means "never".
-            if op >= len(done_at):
-                done_at.extend(array("q", bytes(8 * max(op + 1 - len(done_at), 65536))))
-            done_at[op] = done["index"]
-        if inv.get("process") == NEMESIS:
-            continue
-        if f == SEND:
-            _send(inv, done, typ, state, path)
-        elif f in (POLL, FINAL_READ):
-            if typ == "ok":
-                assert done is not None
-                _read(inv, done, f == FINAL_READ, state, path)
-        elif f in (ASSIGN, SUBSCRIBE):
-            if typ != "fail":
-                # A new assignment restarts the process's positions (ok or info:
-                # info retires the process anyway).
-                state.positions.pop(inv["process"], None)
-        elif f != COMMIT:
-            raise _bad(
-                f"unknown f {f!r} for a client op; known: send, poll, final-read, assign, "
-                f"subscribe, commit (nemesis ops use process {NEMESIS!r})",
-                inv,
-                path,
-            )
-    if fast:
-        stats.ops_seen(2 * fast, fast_first, fast_last)
+                _fold(inv, e, typ, state, stats)
+                continue
+            if op >= capacity:
+                done_at = _grow(state, op)
+                capacity = len(done_at)
+            done_at[op] = expected - 1
+            last_done = t  # completions arrive in time order
+    for inv in sorted(open_ops.values(), key=lambda e: e.index):
+        _fold(inv, None, "info", state, stats)
+    if expected:
+        stats.seen(events=expected, first_time=first.time, last_time=last_done)
 
 
-def _send(
-    inv: dict[str, Any], done: dict[str, Any] | None, typ: str, st: LogState, path: str | None
-) -> None:
-    iv = inv.get("value")
-    if type(iv) is not dict:
+def _grow(st: LogState, op: int) -> array[int]:
+    """Make room for op ``op`` in ``done_at`` (zero means "never completed").
+
+    It at least doubles, so the copies of a growing array add up to linear time.
+    """
+    done_at = st.done_at
+    size = len(done_at)
+    if op >= size:
+        done_at.extend(array("q", bytes(8 * max(op + 1 - size, size, _GROW))))
+    return done_at
+
+
+def _fold(inv: Line, done: Line | None, typ: str, st: LogState, stats: Stats) -> None:
+    """Fold in one operation by the general path (``done`` None: it never completed)."""
+    path = st.path
+    op = inv.index
+    f = inv.f
+    if done is None:
+        stats.op(f, "info", inv.time, None)
+    else:
+        stats.op(f, typ, inv.time, done.time)
+        if op >= len(st.done_at):
+            _grow(st, op)
+        st.done_at[op] = done.index
+    if inv.process == NEMESIS:
+        return
+    if f == SEND:
+        _send(inv, done, typ, st, path)
+    elif f in (POLL, FINAL_READ):
+        if typ == "ok":
+            assert done is not None
+            _read(inv, done, f == FINAL_READ, st, path)
+    elif f in (ASSIGN, SUBSCRIBE):
+        if typ != "fail":
+            # A new assignment restarts the process's positions (ok or info:
+            # info retires the process anyway).
+            st.positions.pop(inv.process, None)
+    elif f != COMMIT:
+        raise _bad(
+            f"unknown f {f!r} for a client op; known: send, poll, final-read, assign, "
+            f"subscribe, commit (nemesis ops use process {NEMESIS!r})",
+            inv,
+            path,
+        )
+
+
+def _send(inv: Line, done: Line | None, typ: str, st: LogState, path: str | None) -> None:
+    """The general path of a send (see the module doc)."""
+    iv = inv.value
+    if type(iv) is Value:  # as a dict's .get() would see it
+        v = None if iv.value is UNSET else iv.value
+        topic = None if iv.topic is UNSET else iv.topic
+    elif type(iv) is dict:
+        v = iv.get("value")
+        topic = iv.get("topic")
+    else:
         raise _bad(
             'a send invoke value must be {"topic", "partition" or "key", "value"}', inv, path
         )
-    v = iv.get("value")
-    topic = iv.get("topic")
     tv = type(v)
     if (tv is not str and tv is not int) or type(topic) is not str or "/" in topic or not topic:
         raise _bad("a send needs a topic (no '/') and a string or integer value", inv, path)
-    op = inv["index"]
+    op = inv.index
     if v in st.sent:
         raise _bad(
             f"value {v!r} is sent twice (also by op {st.sent[v]}); values must be unique",
@@ -128,9 +254,10 @@ def _send(
         st.failed[v] = op
         return
     if typ != "ok":
+        st.unknown[v] = op
         return
     assert done is not None
-    dv = done.get("value")
+    dv = plain(done.value)
     if type(dv) is not dict:
         raise _bad('a send ok value must carry "partition" and "offset"', done, path)
     partition = dv.get("partition")
@@ -139,63 +266,56 @@ def _send(
         raise _bad('a send ok value needs integer "partition" and "offset" >= 0', done, path)
     if dv.get("value", v) != v or dv.get("topic", topic) != topic:
         raise _bad("a send ok value names another topic or value than its invoke", done, path)
-    key = f"{topic}/{partition}"
-    tp = st.tps.get(key)
-    if tp is None:
-        tp = st.tp_id(key)
+    _acked(st, inv.process, st.tp_of(topic, partition), offset, v, op, done.index)
+
+
+def _acked(  # noqa: PLR0917 - on the hot path, where positional calls are cheapest
+    st: LogState, process: Any, tp: int, offset: int, v: Any, op: int, done_index: int
+) -> None:
+    """Fold in that ``op`` of ``process`` wrote ``v`` and got it acked at ``offset`` of ``tp``."""
     st.acked[v] = (tp, offset)
+    if v not in st.read:
+        st.unread[v] = None
+    tops = st.reach_top[tp]
+    if tops and tops[-1] >= offset:
+        # Offset ``offset`` or a later one had been shown already: had it been by
+        # the time this write was invoked? (the cycle criterion, rift_checker._cycles)
+        i = bisect_left(st.reach_done[tp], op)
+        if i and tops[i - 1] >= offset:
+            st.suspects.add(tp)
+    else:
+        tops.append(offset)
+        st.reach_done[tp].append(done_index)
     vat = st.val_at[tp]
-    if offset not in vat and v not in st.where:  # the common case, inlined
+    if offset not in vat and v not in st.where:
+        # The common case: the ack is the first sighting of the value and of the
+        # offset, which acked and sent record (see rift_checker._state).
         vat[offset] = v
-        st.val_op[tp][offset] = op
-        st.where[v] = (tp, offset, op)
     else:
         st.place(tp, offset, v, op)
-    st.touch[tp].setdefault(offset, op)
-    pkey = (inv["process"], tp)
-    last = st.last_send.get(pkey)
+    sends = st.last_send[tp]
+    last = sends.get(process)
     if last is not None and offset <= last[0]:
         st.case(
             "nonmonotonic-send",
             (last[1], op),
-            f"process {inv['process']} sent {v!r} to {st.tp_names[tp]} at offset {offset} after "
+            f"process {process} sent {v!r} to {st.tp_names[tp]} at offset {offset} after "
             f"its earlier send got offset {last[0]}",
         )
-    st.last_send[pkey] = (offset, op)
+    sends[process] = (offset, op)
 
 
-def _read(
-    inv: dict[str, Any], done: dict[str, Any], final: bool, st: LogState, path: str | None
-) -> None:
-    dv = done.get("value")
+def _read(inv: Line, done: Line, final: bool, st: LogState, path: str | None) -> None:
+    """The general path of a poll or final read: validate every record, then fold."""
+    dv = plain(done.value)
     records = dv.get("records") if type(dv) is dict else None
     if type(records) is not dict:
         raise _bad('a poll ok value must be {"records": {"topic/partition": [...]}}', done, path)
-    op = inv["index"]
-    process = inv["process"]
-    positions = None
-    if not final:
-        positions = st.positions.get(process)
-        if positions is None:
-            positions = st.positions[process] = {}
-    read = st.read
-    tps = st.tps
     for key, recs in records.items():
-        tp = tps.get(key)
-        if tp is None:
-            tp = st.tp_id(key)
-        if tp < 0:
+        if st.tp_id(key) < 0:
             raise _bad(f"records key {key!r} is not 'topic/partition'", done, path)
         if type(recs) is not list:
             raise _bad(f"records of {key} must be a list of [offset, value]", done, path)
-        if final:
-            st.final_tps.add(tp)
-        vat = st.val_at[tp]
-        prev = -1
-        prev_op = op
-        if positions is not None and tp in positions:
-            prev, prev_op = positions[tp]
-        top = -1
         for rec in recs:
             try:
                 o, v = rec
@@ -208,36 +328,98 @@ def _read(
                 )
             if type(rec) is not list:
                 raise _bad(f"a record of {key} must be [offset, value]", done, path)
-            if prev >= 0:
+    _fold_read(st, inv.process, inv.index, records, final, done, path)
+
+
+def _fold_read(  # noqa: PLR0917 - on the hot path, where positional calls are cheapest
+    st: LogState,
+    process: Any,
+    op: int,
+    records: dict[str, Any],
+    final: bool,
+    done: Line,
+    path: str | None,
+) -> None:
+    """Fold in the records of an ok read, each a well-typed ``[offset, value]``.
+
+    Reads are the bulk of a history (every record of every poll and the whole log
+    in the final read), so this loop does no more per record than it must: the
+    order test, the offset's known value, and the first read of the value.
+    """
+    positions = None
+    if not final:
+        positions = st.positions.get(process)
+        if positions is None:
+            positions = st.positions[process] = {}
+    read = st.read
+    forget = st.unread.pop
+    tps = st.tps
+    val_at = st.val_at
+    max_read = st.max_read
+    for key, recs in records.items():
+        tp = tps.get(key)
+        if tp is None:
+            tp = st.tp_id(key)
+            if tp < 0:
+                raise _bad(f"records key {key!r} is not 'topic/partition'", done, path)
+        if final:
+            st.final_tps.add(tp)
+        if not recs:
+            continue
+        known = val_at[tp].get
+        first = recs[0][0]
+        if positions is not None and (at := positions.get(tp)) is not None:
+            # Continuing from the process's previous read of this partition.
+            prev, prev_op = at
+            if first <= prev:
+                st.case(
+                    "nonmonotonic-poll",
+                    (prev_op, op),
+                    f"process {process} read {key} offset {first} after offset {prev} in its "
+                    "previous poll",
+                )
+            elif first != prev + 1:
+                st.gaps.append((tp, prev, first, prev_op, op))
+        # From here on each record is compared with the one before it in this read.
+        prev = first - 1
+        top = -1  # the highest offset read, once the loop has seen the last one
+        for o, v in recs:
+            if o != prev + 1:  # a step back or a gap
                 if o <= prev:
                     st.case(
                         "nonmonotonic-poll",
-                        (prev_op, op) if prev_op != op else (op,),
-                        f"process {process} read {key} offset {o} after offset {prev}"
-                        + (" in the same poll" if prev_op == op else " in its previous poll"),
+                        (op,),
+                        f"process {process} read {key} offset {o} after offset {prev} in the "
+                        "same poll",
                     )
-                elif o != prev + 1:
-                    st.gaps.append((tp, prev, o, prev_op, op))
+                    # A peak: the highest offset is the last one or a peak.
+                    if prev > top:  # noqa: PLR1730 - a branch is faster than max() here
+                        top = prev
+                else:
+                    st.gaps.append((tp, prev, o, op, op))
             prev = o
-            prev_op = op
-            if o > top:  # noqa: PLR1730 - a branch is faster than max() here
-                top = o
-            if vat.get(o) != v:
+            if known(o) != v:
                 st.place(tp, o, v, op)
             if v not in read:
                 read[v] = op
-        if top >= 0:
-            if top > st.max_read[tp][0]:
-                st.max_read[tp] = (top, op)
-            st.touch[tp].setdefault(top, ~op)  # ~op marks a read, not a write
-            if positions is not None:
-                positions[tp] = (prev, op)
+                forget(v, None)
+        if prev > top:  # noqa: PLR1730
+            top = prev
+        if top > max_read[tp][0]:
+            max_read[tp] = (top, op)
+        st.touch[tp].setdefault(top, ~op)  # ~op marks a read, not a write
+        tops = st.reach_top[tp]
+        if not tops or top > tops[-1]:
+            tops.append(top)
+            st.reach_done[tp].append(done.index)
+        if positions is not None:
+            positions[tp] = (prev, op)
 
 
-def _observe(e: dict[str, Any], st: LogState, stats: Stats, path: str | None) -> None:
-    f = e["f"]
-    stats.observation(f, e["time"])
-    v = e.get("value")
+def _observe(e: Line, st: LogState, stats: Stats, path: str | None) -> None:
+    f = e.f
+    stats.observation(f, e.time)
+    v = plain(e.value)
     if f not in (LEADER, HIGH_WATERMARK):
         raise _bad(f"unknown observation f {f!r}; known: leader, high-watermark", e, path)
     topic = v.get("topic") if type(v) is dict else None
@@ -256,11 +438,11 @@ def _observe(e: dict[str, Any], st: LogState, stats: Stats, path: str | None) ->
             for other, idx in nodes.items():
                 st.case(
                     "multiple-leaders",
-                    (idx, e["index"]),
+                    (idx, e.index),
                     f"{other} and {node} both led {key} in epoch {epoch}",
                 )
                 break
-            nodes[node] = e["index"]
+            nodes[node] = e.index
         return
     offset = v.get("offset")
     if type(offset) is not int:
@@ -276,13 +458,13 @@ def _observe(e: dict[str, Any], st: LogState, stats: Stats, path: str | None) ->
     if last is not None and offset < last[0] and not stale:
         st.case(
             "hw-regression",
-            (last[1], e["index"]),
+            (last[1], e.index),
             f"the high watermark of {key} went back from {last[0]} to {offset}"
             + (f" (epoch {last[2]} to {epoch})" if epoch is not None else ""),
         )
     if last is None or offset >= last[0] or not stale:
         st.hw[key] = (
             offset,
-            e["index"],
+            e.index,
             epoch if epoch is not None else (last[2] if last else None),
         )

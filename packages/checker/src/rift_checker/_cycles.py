@@ -25,10 +25,22 @@ invoke times would strictly increase around the ring, which is impossible. A pur
 write-write ring cannot exist (offsets strictly increase). The per-partition check
 is a sweep by descending offset with a running minimum: O(n log n) for the sorts,
 nearly linear since offsets arrive almost sorted.
+
+Most histories have no cycle, so the sweep runs only on partitions that the
+streaming pass marked as *suspects*. With F(t), the highest offset of a partition
+shown (acked, or as the highest offset of a read) by ops completed before event t,
+the criterion says that write W at offset o closes a cycle only if F(inv(W)) >= o.
+F is a step function that only grows, recorded as it grows (``reach_top`` and
+``reach_done`` in :mod:`rift_checker._state`); the pass tests each ok send against it
+when it folds the ack, where every op completed before the send was invoked has
+already been seen, and this module tests the sends that ended info but were read,
+once the whole of F is known. A partition with no suspect write has no cycle
+through it; a suspect one is swept as above, which decides and explains.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any
 
 import networkx as nx
@@ -38,27 +50,57 @@ from rift_checker._state import LogState
 __all__ = ["find_cycles"]
 
 
+def _read_unknown_writes(st: LogState) -> list[tuple[Any, int]]:
+    """Values of sends that completed info (or never) yet were read: they did happen."""
+    read = st.read
+    return [(v, op) for v, op in st.unknown.items() if v in read]
+
+
 def _writes_by_tp(st: LogState) -> list[list[tuple[int, int]]]:
     """Per partition: (offset, op id) of every write that is known to have happened."""
     by_tp: list[list[tuple[int, int]]] = [[] for _ in st.tp_names]
     sent = st.sent
     for v, (tp, offset) in st.acked.items():
         by_tp[tp].append((offset, sent[v]))
-    for v in st.read:
-        # A send that completed info but whose value was read did happen.
-        if v in sent and v not in st.acked and v not in st.failed:
-            tp, offset, _ = st.where[v]
-            by_tp[tp].append((offset, sent[v]))
+    for v, op in _read_unknown_writes(st):
+        tp, offset, _ = st.where[v]  # never acked: a read saw it first
+        by_tp[tp].append((offset, op))
     return by_tp
+
+
+def _touch(st: LogState, tp: int) -> dict[int, int]:
+    """Per offset of ``tp``: the op that first completed having shown it.
+
+    An ack (op id) or a read whose highest offset it was (``~id``); the state keeps
+    the reads, and the acks are merged in here, by completion index.
+    """
+    touch = dict(st.touch[tp])
+    done_at = st.done_at
+    sent = st.sent
+    for v, (t, offset) in st.acked.items():
+        if t != tp:
+            continue
+        w = sent[v]
+        z = touch.get(offset)
+        if z is None or done_at[w] < done_at[z if z >= 0 else ~z]:
+            touch[offset] = w
+    return touch
 
 
 def find_cycles(st: LogState) -> None:
     """Add a ``cycle`` case per op that completed before an op it follows in the log."""
+    for v, op in _read_unknown_writes(st):
+        tp, offset, _ = st.where[v]  # never acked: a read saw it first
+        i = bisect_left(st.reach_done[tp], op)
+        if i and st.reach_top[tp][i - 1] >= offset:
+            st.suspects.add(tp)
+    if not st.suspects:
+        return
     done_at = st.done_at
     for tp, writes in enumerate(_writes_by_tp(st)):
-        touch = st.touch[tp]
-        if not writes or not touch:
+        if tp not in st.suspects or not writes:
             continue
+        touch = _touch(st, tp)
         offsets = sorted(touch, reverse=True)
         writes.sort(reverse=True)
         best_done = -1

@@ -25,9 +25,8 @@ def finish_writes(st: LogState) -> int:
     """Add lost-write, unseen and failed-write-read cases; return the unknown count."""
     read = st.read
     unknown = 0
-    for v, (tp, offset) in st.acked.items():
-        if v in read:
-            continue
+    for v in st.unread:
+        tp, offset = st.acked[v]
         top, reader = st.max_read[tp]
         name = st.tp_names[tp]
         if top > offset:
@@ -69,7 +68,7 @@ def finish_skips(st: LogState) -> None:
             continue
         missing = offsets[i]
         value = st.val_at[tp][missing]
-        shown_by = st.val_op[tp][missing]
+        shown_by = st.shown_by(tp, missing)
         ops = tuple(dict.fromkeys((before, after, shown_by)))
         where = "within one poll" if before == after else "between two polls of one process"
         st.case(

@@ -1,28 +1,41 @@
-"""``python -m rift_checker.bench --ops N``: generate a valid history and time its check.
+"""``python -m rift_checker.bench``: how fast a valid history is checked, and in how much memory.
 
-The history is generated in a child process, so this process's peak resident
-memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is the checker's own,
-interpreter and imports included. Throughput is operations (invoke/completion
-pairs) checked per second, by wall clock and by this process's CPU time; the
-latter is the steadier figure on a busy machine. ``--history PATH`` checks an
-existing file instead.
+For each size (default 10^4, 10^5 and 10^6 operations) it writes a valid history
+with :func:`~rift_checker.synth.generate_history` and checks it ``--repeat`` times,
+each check in a fresh child process, so that the child's peak resident memory
+(``ru_maxrss``) is the checker's own, interpreter and imports included (the
+baseline, before the check, is shown too). Throughput is operations
+(invoke/completion pairs) checked per second of the child's CPU time, the steadier
+figure on a busy machine, and of wall-clock time; the median over the repetitions
+is shown. The last lines give how time and memory grow with size: the ratio
+between sizes and the exponent ``k`` of ``growth = (size ratio) ** k`` (1 is linear).
+
+``--history PATH ...`` checks existing files instead of generating histories.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
 import multiprocessing
+import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
-
-from rift_checker.check import check_history
-from rift_checker.synth import generate_history
+from typing import Any
 
 __all__ = ["main"]
+
+_SIZES = (10_000, 100_000, 1_000_000)
+#: The throughput the checker is held to (operations per second of CPU time).
+_BAR_OPS_PER_S = 200_000
 
 
 def _maxrss_mib() -> float:
@@ -31,50 +44,203 @@ def _maxrss_mib() -> float:
 
 
 def _generate(path: str, ops: int, seed: int, workers: int, partitions: int) -> None:
+    from rift_checker.synth import generate_history
+
     generate_history(path, ops=ops, seed=seed, workers=workers, partitions=partitions)
 
 
+def _check(path: str, out: Connection) -> None:
+    """Child process: check one history and send back what it cost."""
+    from rift_checker.check import check_history
+
+    before = _maxrss_mib()
+    wall = time.perf_counter()
+    cpu = time.process_time()
+    result = check_history(path)
+    cpu = time.process_time() - cpu
+    wall = time.perf_counter() - wall
+    stats = result.statistics
+    out.send(
+        {
+            "ops": stats["ops"],
+            "events": stats["events"],
+            "cpu": cpu,
+            "wall": wall,
+            "rss": _maxrss_mib(),
+            "rss_before": before,
+            "valid": result.valid,
+        }
+    )
+    out.close()
+
+
+def _in_child(target: Any, *args: Any) -> Any:
+    """Run ``target(*args, conn)`` in a fresh interpreter; return what it sends back."""
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=target, args=(*args, send))
+    child.start()
+    send.close()
+    try:
+        reply = receive.recv()
+    except EOFError:
+        reply = None
+    child.join()
+    if child.exitcode != 0 or reply is None:
+        raise RuntimeError(f"the child process failed (exit {child.exitcode})")
+    return reply
+
+
+def _run_generate(path: str, ops: int, seed: int, workers: int, partitions: int) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    child = ctx.Process(target=_generate, args=(path, ops, seed, workers, partitions))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"the generator failed (exit {child.exitcode})")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measure:
+    """The median figures of the checks of one history."""
+
+    ops: int
+    events: int
+    size_mb: float
+    cpu: float
+    wall: float
+    rss: float
+    rss_before: float
+    valid: Any
+    runs: int
+
+    @property
+    def ops_per_cpu_s(self) -> float:
+        return self.ops / self.cpu if self.cpu > 0 else math.inf
+
+    @property
+    def ops_per_wall_s(self) -> float:
+        return self.ops / self.wall if self.wall > 0 else math.inf
+
+
+def _measure(path: Path, repeat: int) -> Measure:
+    runs = [_in_child(_check, str(path)) for _ in range(repeat)]
+    first = runs[0]
+    return Measure(
+        ops=first["ops"],
+        events=first["events"],
+        size_mb=path.stat().st_size / 1e6,
+        cpu=statistics.median(r["cpu"] for r in runs),
+        wall=statistics.median(r["wall"] for r in runs),
+        rss=statistics.median(r["rss"] for r in runs),
+        rss_before=statistics.median(r["rss_before"] for r in runs),
+        valid=first["valid"],
+        runs=repeat,
+    )
+
+
+def _exponent(a: float, b: float, n_a: int, n_b: int) -> str:
+    if a <= 0 or b <= 0 or n_a <= 0 or n_b <= 0 or n_a == n_b:
+        return "-"
+    return f"{math.log(b / a) / math.log(n_b / n_a):.2f}"
+
+
+def _table(rows: list[Measure]) -> str:
+    head = (
+        f"{'ops':>10} {'events':>10} {'MB':>7} {'runs':>4} {'CPU s':>7} {'wall s':>7} "
+        f"{'ops/s CPU':>10} {'ops/s wall':>10} {'peak RSS':>9} {'baseline':>9} {'verdict':>8}"
+    )
+    lines = [head, "-" * len(head)]
+    for m in rows:
+        lines.append(
+            f"{m.ops:>10,} {m.events:>10,} {m.size_mb:>7.1f} {m.runs:>4} {m.cpu:>7.2f} "
+            f"{m.wall:>7.2f} {m.ops_per_cpu_s:>10,.0f} {m.ops_per_wall_s:>10,.0f} "
+            f"{m.rss:>5.0f} MiB {m.rss_before:>5.0f} MiB {m.valid!s:>8}"
+        )
+    if len(rows) > 1:
+        lines.append("")
+        lines.append(
+            "growth (k: growth = size ratio ** k; 1 is linear; memory is peak minus baseline)"
+        )
+        pairs = list(itertools.pairwise(rows))
+        if len(rows) > 2:
+            pairs.append((rows[0], rows[-1]))
+        for a, b in pairs:
+            ratio = b.ops / a.ops if a.ops else math.inf
+            t = b.cpu / a.cpu if a.cpu > 0 else math.inf
+            mem_a = max(a.rss - a.rss_before, 1e-9)
+            mem_b = max(b.rss - b.rss_before, 1e-9)
+            lines.append(
+                f"  {a.ops:>9,} -> {b.ops:>9,}: size x{ratio:.1f}, CPU time x{t:.1f} "
+                f"(k={_exponent(a.cpu, b.cpu, a.ops, b.ops)}), ops/s CPU "
+                f"x{b.ops_per_cpu_s / a.ops_per_cpu_s:.2f}, memory x{mem_b / mem_a:.1f} "
+                f"(k={_exponent(mem_a, mem_b, a.ops, b.ops)})"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rift_checker.bench", description=__doc__)
-    p.add_argument("--ops", type=int, default=100_000, help="operations in the history")
+    p = argparse.ArgumentParser(
+        prog="python -m rift_checker.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--ops",
+        type=int,
+        nargs="+",
+        default=list(_SIZES),
+        metavar="N",
+        help="operations per history (default: 10000 100000 1000000)",
+    )
+    p.add_argument("--repeat", type=int, default=3, help="checks per history (median shown)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=10, help="concurrent processes")
     p.add_argument("--partitions", type=int, default=8)
-    p.add_argument("--keep", metavar="PATH", help="write the history here and keep it")
-    p.add_argument("--history", metavar="PATH", help="check this history, generate nothing")
+    p.add_argument("--keep", metavar="DIR", help="write the histories into DIR and keep them")
+    p.add_argument(
+        "--history", metavar="PATH", nargs="+", help="check these histories, generate nothing"
+    )
     args = p.parse_args(argv)
+    if args.repeat < 1 or any(n < 1 for n in args.ops):
+        p.error("--ops and --repeat must be >= 1")
+    rows: list[Measure] = []
+    load = os.getloadavg()  # other work on the machine slows the figures down
     with tempfile.TemporaryDirectory(prefix="rift-bench-") as tmp:
-        t0 = time.perf_counter()
         if args.history:
-            path = Path(args.history)
+            paths = [Path(h) for h in args.history]
         else:
-            path = Path(args.keep) if args.keep else Path(tmp) / "history.jsonl"
-            child = multiprocessing.get_context("spawn").Process(
-                target=_generate,
-                args=(str(path), args.ops, args.seed, args.workers, args.partitions),
+            where = Path(args.keep) if args.keep else Path(tmp)
+            where.mkdir(parents=True, exist_ok=True)
+            paths = []
+            for n in args.ops:
+                path = where / f"history-{n}.jsonl"
+                t0 = time.perf_counter()
+                _run_generate(str(path), n, args.seed, args.workers, args.partitions)
+                print(f"generated {n:,} ops in {time.perf_counter() - t0:.1f} s: {path}")
+                paths.append(path)
+        for path in paths:
+            m = _measure(path, args.repeat)
+            print(
+                f"checked {m.ops:,} ops: {m.ops_per_cpu_s:,.0f} ops/s CPU, "
+                f"peak RSS {m.rss:.0f} MiB",
+                flush=True,
             )
-            child.start()
-            child.join()
-            if child.exitcode != 0:
-                print(f"error: the generator failed (exit {child.exitcode})", file=sys.stderr)
-                return 2
-        t1 = time.perf_counter()
-        rss_before = _maxrss_mib()
-        cpu = time.process_time()
-        result = check_history(path)
-        cpu = time.process_time() - cpu
-        elapsed = time.perf_counter() - t1
-        size = path.stat().st_size
-    n = result.statistics["ops"]
-    print(f"ops             {n} ({result.statistics['events']} events)")
-    print(f"history size    {size / 1e6:.1f} MB")
-    if not args.history:
-        print(f"generate        {t1 - t0:.2f} s")
-    print(f"check           {elapsed:.2f} s wall, {cpu:.2f} s CPU")
-    print(f"throughput      {n / elapsed:,.0f} ops/s wall, {n / cpu:,.0f} ops/s CPU")
-    print(f"peak RSS        {_maxrss_mib():.0f} MiB (ru_maxrss; {rss_before:.0f} MiB before check)")
-    print(f"verdict         {result.valid}")
-    return 0 if result.valid is True else 1
+            rows.append(m)
+    print()
+    print(_table(rows))
+    big = max(rows, key=lambda m: m.ops)
+    print()
+    print(
+        f"largest history: {big.ops:,} ops at {big.ops_per_cpu_s:,.0f} ops/s CPU "
+        f"(bar: over {_BAR_OPS_PER_S:,}), peak RSS {big.rss:.0f} MiB (bar: well under 2 GiB)"
+    )
+    print(f"load average before/after: {load[0]:.2f} / {os.getloadavg()[0]:.2f} (CPUs: {_cpus()})")
+    return 0 if all(m.valid is True for m in rows) else 1
+
+
+def _cpus() -> int:
+    return os.cpu_count() or 1
 
 
 if __name__ == "__main__":

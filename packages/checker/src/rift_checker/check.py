@@ -26,20 +26,26 @@ def check_history(source: HistorySource, *, config: CheckConfig = _DEFAULT) -> R
     :class:`~rift_checker.errors.InvalidHistory` (with the line number) if the
     history breaks the schema.
     """
-    # The pass allocates millions of long-lived dict entries and no reference
-    # cycles; the cyclic GC would rescan them over and over (superlinear time).
+    # The pass allocates millions of long-lived objects and no reference cycles; the
+    # cyclic GC would rescan them over and over (superlinear time), and the first
+    # collection after it is enabled again would visit them all once more. So it
+    # stays off until the state is gone (it is local to _check).
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        with HistoryReader(source) as reader:
-            state = LogState(path=reader.path, max_cases=config.max_cases)
-            stats = Stats()
-            analyze(reader.pairs(), state, stats)
-            header = reader.header
-            path = reader.path
+        return _check(source, config)
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def _check(source: HistorySource, config: CheckConfig) -> Result:
+    with HistoryReader(source) as reader:
+        state = LogState(path=reader.path, max_cases=config.max_cases)
+        stats = Stats()
+        analyze(reader.line_batches(model=True), state, stats)
+        header = reader.header
+        path = reader.path
     unknown_writes = finish_writes(state)
     finish_skips(state)
     find_cycles(state)

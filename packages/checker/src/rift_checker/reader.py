@@ -5,7 +5,9 @@ it yields each operation as an :class:`~rift_checker.history.Op` when its comple
 line is read (so in completion order; invokes still open at the end come last, as
 ops without a completion) and each observation as an
 :class:`~rift_checker.history.Event`. Memory stays proportional to the number of
-open operations, not to the file.
+open operations and one block of the file, not to the file. A file is read as
+bytes in blocks and decoded by msgspec, with Python's json module as the judge of
+any line msgspec refuses (see :mod:`rift_checker._decode`).
 
 Only the envelope and pairing rules are checked here; what a ``send`` or ``poll``
 value must contain is checked by :func:`rift_checker.check_history`.
@@ -14,11 +16,22 @@ value must contain is checked by :func:`rift_checker.check_history`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from rift_checker._jsonl import iter_pairs, parse_header
+import msgspec
+
+from rift_checker._decode import (
+    Line,
+    ModelLine,
+    decode_block,
+    decode_lines,
+    read_blocks,
+    split_header,
+)
+from rift_checker._jsonl import Pair, pair_batches, parse_header
 from rift_checker.errors import InvalidHistory
 from rift_checker.history import Event, Op
 
@@ -27,18 +40,31 @@ __all__ = ["HistorySource", "HistoryReader", "fetch_ops"]
 #: A path to a history file, an open text stream, or the file's lines.
 HistorySource = str | Path | IO[str] | Iterable[str]
 
+_PLAIN = msgspec.json.Decoder(Line)
+_MODEL = msgspec.json.Decoder(ModelLine)
 
-def _event(d: dict[str, Any]) -> Event:
+#: Lines of a text source decoded per batch.
+_LINES_PER_BATCH = 4096
+
+
+def _event(e: Line) -> Event:
     return Event(
-        index=d["index"],
-        time=d["time"],
-        type=d["type"],
-        f=d["f"],
-        process=d.get("process"),
-        node=d.get("node"),
-        value=d.get("value"),
-        error=d.get("error"),
+        index=e.index,
+        time=e.time,
+        type=e.type,
+        f=e.f,
+        process=e.process,
+        node=e.node,
+        value=e.value,
+        error=e.error,
     )
+
+
+def _text_batches(
+    lines: Iterator[str], decoder: msgspec.json.Decoder[Any]
+) -> Iterator[list[Line | ValueError]]:
+    while chunk := list(islice(lines, _LINES_PER_BATCH)):
+        yield decode_lines(chunk, decoder)
 
 
 class HistoryReader:
@@ -46,21 +72,26 @@ class HistoryReader:
 
     def __init__(self, source: HistorySource) -> None:
         self.path: str | None = None
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
+        self._blocks: Iterator[bytes] | None = None
+        self._lines: Iterator[str] | None = None
+        first: bytes | str | None
         if isinstance(source, (str, Path)):
+            # A file is read as bytes, a block of lines at a time (see rift_checker._decode).
             self.path = str(source)
             try:
-                self._file = open(source, encoding="utf-8")  # noqa: SIM115
+                self._file = open(source, "rb")  # noqa: SIM115
+                first, self._blocks = split_header(read_blocks(self._file))
             except OSError as e:
+                self.close()
                 raise InvalidHistory(f"cannot read history: {e.strerror}", path=self.path) from None
-            self._lines: Iterator[str] = iter(self._file)
         else:
             self._lines = iter(source)
-        try:
-            first = next(self._lines, None)
-        except UnicodeDecodeError:
-            self.close()
-            raise InvalidHistory("not UTF-8 text", line=1, path=self.path) from None
+            try:
+                first = next(self._lines, None)
+            except UnicodeDecodeError:
+                self.close()
+                raise InvalidHistory("not UTF-8 text", line=1, path=self.path) from None
         try:
             self.header: dict[str, Any] = parse_header(first, path=self.path)
         except InvalidHistory:
@@ -68,15 +99,44 @@ class HistoryReader:
             raise
         self._consumed = False
 
-    def pairs(self) -> Iterator[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
-        """Raw ``(invoke, completion)`` / ``(None, observation)`` dicts (the fast path)."""
+    def line_batches(self, *, model: bool = False) -> Iterator[list[Line | ValueError]]:
+        """The events after the header, decoded, a block of lines at a time; unchecked.
+
+        Each item is a ``rift_checker._decode.Line`` (``ModelLine`` with ``model``,
+        whose values that fit the log model are decoded as ``Value`` structs, keys
+        the model ignores dropped), a ``LooseLine`` where the typed decoder refused
+        the line, or the ``ValueError`` that says why the line is no event. The
+        checker consumes these; :meth:`pair_batches` checks and pairs them.
+        """
         if self._consumed:
             raise ValueError("a HistoryReader can be iterated only once")
         self._consumed = True
+        decoder = _MODEL if model else _PLAIN
+        batches: Iterator[list[Line | ValueError]]
+        if self._blocks is not None:
+            batches = (decode_block(block, decoder) for block in self._blocks)
+        else:
+            assert self._lines is not None
+            batches = _text_batches(self._lines, decoder)
         try:
-            yield from iter_pairs(self._lines, path=self.path)
-        except UnicodeDecodeError:
+            yield from batches
+        except UnicodeDecodeError:  # from a text stream opened by the caller
             raise InvalidHistory("not UTF-8 text", path=self.path) from None
+        except OSError as e:
+            raise InvalidHistory(f"cannot read history: {e.strerror}", path=self.path) from None
+
+    def pair_batches(self) -> Iterator[list[Pair]]:
+        """The items of :meth:`pairs`, a list at a time."""
+        return pair_batches(self.line_batches(), typed=Line, path=self.path)
+
+    def pairs(self) -> Iterator[Pair]:
+        """Raw ``(invoke, completion)`` / ``(None, observation)`` events, as decoded structs.
+
+        Each has the attributes of :class:`~rift_checker.history.Event`; ``value`` is
+        the line's JSON value.
+        """
+        for batch in self.pair_batches():
+            yield from batch
 
     def __iter__(self) -> Iterator[Op | Event]:
         for inv, done in self.pairs():
@@ -114,7 +174,9 @@ def fetch_ops(source: HistorySource, ids: Iterable[int]) -> dict[int, Op | Event
         return found
     with HistoryReader(source) as reader:
         for inv, done in reader.pairs():
-            key = inv["index"] if inv is not None else done["index"]  # type: ignore[index]
+            e = inv if inv is not None else done
+            assert e is not None
+            key = e.index
             if key in wanted:
                 if inv is None:
                     assert done is not None

@@ -47,17 +47,17 @@ class Stats:
         self.last_time: int | None = None
 
     def op(self, f: str, type_: str, inv_time: int, done_time: int | None) -> None:
+        """Count an operation (``done_time`` None: it never completed)."""
         counts = self.by_f.get(f)
         if counts is None:
             counts = self.by_f[f] = {"ok": 0, "fail": 0, "info": 0}
-        counts[type_] += 1
+        if type_ != "ok":  # an ok op is counted by its latency entry
+            counts[type_] += 1
         if self.first_time is None or inv_time < self.first_time:
             self.first_time = inv_time
         if done_time is None:
             self.incomplete += 1
-            self.events += 1
             return
-        self.events += 2
         if self.last_time is None or done_time > self.last_time:
             self.last_time = done_time
         if type_ == "ok":
@@ -66,23 +66,30 @@ class Stats:
                 lat = self.latency[f] = array("q")
             lat.append(done_time - inv_time)
 
-    def ops_seen(self, events: int, first_time: int, last_time: int) -> None:
-        """Account for ops whose counts and latencies the caller recorded itself."""
-        self.events += events
-        if self.first_time is None or first_time < self.first_time:
-            self.first_time = first_time
-        if self.last_time is None or last_time > self.last_time:
-            self.last_time = last_time
-
     def observation(self, f: str, time: int) -> None:
         self.observed[f] = self.observed.get(f, 0) + 1
-        self.events += 1
         if self.first_time is None or time < self.first_time:
             self.first_time = time
         if self.last_time is None or time > self.last_time:
             self.last_time = time
 
+    def seen(self, *, events: int, first_time: int | None, last_time: int | None) -> None:
+        """Settle what the caller counted itself: the event lines, the first event's time.
+
+        ``last_time`` is that of the last completion :meth:`op` was not told about:
+        the caller may record an ok op of ``f`` by appending its latency to
+        ``latency[f]`` once :meth:`op` has seen one (ok counts are the lengths of the
+        latency arrays).
+        """
+        self.events = events
+        if first_time is not None and (self.first_time is None or first_time < self.first_time):
+            self.first_time = first_time
+        if last_time is not None and (self.last_time is None or last_time > self.last_time):
+            self.last_time = last_time
+
     def to_dict(self) -> dict[str, Any]:
+        for f, counts in self.by_f.items():
+            counts["ok"] = len(self.latency.get(f, ()))
         by_type = {"ok": 0, "fail": 0, "info": 0}
         for counts in self.by_f.values():
             for k, n in counts.items():
@@ -93,7 +100,8 @@ class Stats:
             duration = max(0, self.last_time - self.first_time) / 1e9
         latency: dict[str, dict[str, float]] = {}
         for f, values in sorted(self.latency.items()):
-            ordered = sorted(values)
+            ordered = values.tolist()
+            ordered.sort()
             entry: dict[str, float] = {"count": len(ordered)}
             for name, q in _QUANTILES:
                 entry[name] = quantile(ordered, q) / 1e6

@@ -345,3 +345,43 @@ def test_hw_regression_is_judged_by_leader_epoch_when_given() -> None:
     assert verdict([{"offset": 28, "epoch": 1}, {"offset": 19, "epoch": 2}]) == 1
     # without epochs every decrease counts, as before
     assert verdict([{"offset": 28}, {"offset": 19}]) == 1
+
+
+def test_nonmonotonic_poll_back_to_its_first_offset():
+    b = HistoryBuilder()
+    _three(b)
+    poll = b.poll(process=1, records={"t/0": [(0, "a"), (1, "b"), (0, "a")]})
+    b.final_read(records=FINAL)
+    (case,) = _only(b, "nonmonotonic-poll").cases("nonmonotonic-poll")
+    assert case.ops == (poll,)
+    assert "same poll" in case.explanation
+
+
+def test_nonmonotonic_poll_after_continuing_from_the_previous_poll():
+    # The second poll starts where the first stopped, then steps back within itself.
+    b = HistoryBuilder()
+    _three(b)
+    b.poll(process=1, records={"t/0": [(0, "a"), (1, "b")]})
+    second = b.poll(process=1, records={"t/0": [(2, "c"), (1, "b")]})
+    b.final_read(records=FINAL)
+    (case,) = _only(b, "nonmonotonic-poll").cases("nonmonotonic-poll")
+    assert case.ops == (second,)
+    assert "offset 1 after offset 2 in the same poll" in case.explanation
+
+
+def test_cycle_through_a_send_that_ended_info_but_was_read():
+    # x was never acknowledged, yet the final read shows it at offset 0, before z;
+    # a poll had read z at offset 1 before x was even invoked.
+    import networkx as nx
+
+    from rift_checker import history_graph
+
+    b = HistoryBuilder()
+    b.send(process=2, value="z", offset=1)
+    poll = b.poll(process=1, records={"t/0": [(1, "z")]})
+    x = b.send(process=0, value="x", type="info")
+    b.final_read(records={"t/0": [(0, "x"), (1, "z")]})
+    (case,) = _only(b, "cycle").cases("cycle")
+    assert x in case.ops
+    assert poll in case.ops or 0 in case.ops
+    assert not nx.is_directed_acyclic_graph(history_graph(b.lines()))

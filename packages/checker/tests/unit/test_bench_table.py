@@ -1,0 +1,24 @@
+"""The benchmark's table: growth ratios and exponents from measured rows."""
+
+from __future__ import annotations
+
+from rift_checker import bench
+
+
+def test_table_growth_exponents():
+    def row(ops: int, cpu: float, rss: float) -> bench.Measure:
+        return bench.Measure(
+            ops=ops,
+            events=2 * ops,
+            size_mb=ops / 1e4,
+            cpu=cpu,
+            wall=cpu,
+            rss=rss,
+            rss_before=40.0,
+            valid=True,
+            runs=1,
+        )
+
+    table = bench._table([row(10_000, 0.05, 45.0), row(1_000_000, 5.0, 540.0)])
+    assert "CPU time x100.0 (k=1.00)" in table
+    assert "memory x100.0 (k=1.00)" in table
