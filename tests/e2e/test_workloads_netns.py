@@ -50,6 +50,23 @@ def test_shipped_workload_is_valid(name: str, tmp_path: Path, root_only: None) -
     assert (run_dir / "report.html").stat().st_size > 1000
 
 
+@pytest.mark.root
+def test_group_workload_is_valid(tmp_path: Path, root_only: None) -> None:
+    """Workers subscribe to one group, poll and commit through broker kills; the
+    group's assignments are reported and the checker holds them to the commits."""
+    outcome, run_dir = run(shortened("group", time_limit=30, interval=8, seed=5), tmp_path)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert outcome.result.valid is True, json.dumps(results["anomalies"])
+    by_f = results["statistics"]["by_f"]
+    assert by_f["subscribe"]["ok"] >= 1
+    assert by_f["commit"]["ok"] > 5
+    history = [json.loads(x) for x in (run_dir / "history.jsonl").read_text().splitlines()[1:]]
+    assigned = [
+        op for op in history if isinstance(op.get("value"), dict) and "assigned" in op["value"]
+    ]
+    assert assigned, "no poll reported a group assignment"
+
+
 class UnreplicatedClient(BrokerClient):
     """Produces with acks=1: acknowledged once the leader alone has the write."""
 

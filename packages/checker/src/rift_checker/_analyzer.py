@@ -159,7 +159,12 @@ def analyze(batches: Iterable[list[Any]], state: LogState, stats: Stats) -> None
                 if tp is None:
                     tp = state.tp_of(topic, dv.partition)
                 _acked(state, p, tp, dv.offset, v, op, expected - 1)
-            elif f in (POLL, FINAL_READ) and type(dv) is Value and dv.records is not None:
+            elif (
+                f in (POLL, FINAL_READ)
+                and type(dv) is Value
+                and dv.records is not None
+                and dv.assigned is None
+            ):
                 if lat_poll is None or f != POLL:
                     stats.op(f, typ, inv.time, t)
                     lat_poll = latency.get(POLL)
@@ -217,7 +222,11 @@ def _fold(inv: Line, done: Line | None, typ: str, st: LogState, stats: Stats) ->
             # A new assignment restarts the process's positions (ok or info:
             # info retires the process anyway).
             st.positions.pop(inv.process, None)
-    elif f != COMMIT:
+    elif f == COMMIT:
+        if typ == "ok":
+            assert done is not None
+            _commit(inv, done, st, path)
+    else:
         raise _bad(
             f"unknown f {f!r} for a client op; known: send, poll, final-read, assign, "
             f"subscribe, commit (nemesis ops use process {NEMESIS!r})",
@@ -328,7 +337,66 @@ def _read(inv: Line, done: Line, final: bool, st: LogState, path: str | None) ->
                 )
             if type(rec) is not list:
                 raise _bad(f"a record of {key} must be [offset, value]", done, path)
+    assigned = dv.get("assigned")
+    if assigned is not None and not final:
+        _assigned(inv, done, assigned, st, path)
     _fold_read(st, inv.process, inv.index, records, final, done, path)
+
+
+def _commit(inv: Line, done: Line, st: LogState, path: str | None) -> None:
+    """Remember an acknowledged commit: per partition, in completion order, the
+    highest offset committed so far (``lost-commit`` compares assignments with it)."""
+    dv = plain(done.value)
+    offsets = dv.get("offsets") if type(dv) is dict else None
+    if offsets is None:
+        return  # a commit that does not say what it committed checks nothing
+    if type(offsets) is not dict:
+        raise _bad('a commit ok value must be {"offsets": {"topic/partition": offset}}', done, path)
+    for key, offset in offsets.items():
+        tp = st.tp_id(key)
+        if tp < 0 or type(offset) is not int or offset < 0:
+            raise _bad(
+                f"a committed offset needs a 'topic/partition' key and an int >= 0: {key!r}",
+                done,
+                path,
+            )
+        history = st.commits.setdefault(tp, [])
+        top = history[-1][1] if history else -1
+        if offset > top:
+            history.append((done.index, offset, inv.index))
+
+
+def _assigned(inv: Line, done: Line, assigned: Any, st: LogState, path: str | None) -> None:
+    """A poll reporting the partitions a group handed its process: their positions
+    restart at the given offsets, which must not lie below an offset the group
+    committed, with an acknowledgement, before this poll began (``lost-commit``)."""
+    if type(assigned) is not dict:
+        raise _bad('"assigned" must be {"topic/partition": offset}', done, path)
+    positions = st.positions.get(inv.process)
+    for key, start in assigned.items():
+        tp = st.tp_id(key)
+        if tp < 0 or type(start) is not int or start < 0:
+            raise _bad(
+                f"an assigned partition needs a 'topic/partition' key and an int >= 0: {key!r}",
+                done,
+                path,
+            )
+        if positions is not None:
+            positions.pop(tp, None)
+        history = st.commits.get(tp)
+        if not history:
+            continue
+        # The last commit acknowledged before the poll was invoked.
+        i = bisect_left(history, inv.index, key=lambda c: c[0]) - 1
+        if i >= 0 and history[i][1] > start:
+            _, committed, commit_op = history[i]
+            st.case(
+                "lost-commit",
+                (commit_op, inv.index),
+                f"process {inv.process} was assigned {key} at offset {start}, below offset "
+                f"{committed} that op {commit_op} had committed, acknowledged before this "
+                "poll began",
+            )
 
 
 def _fold_read(  # noqa: PLR0917 - on the hot path, where positional calls are cheapest

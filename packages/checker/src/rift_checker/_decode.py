@@ -78,6 +78,8 @@ class Value(Struct, gc=False):
     epoch: int | None = None
     node: str | None = None
     records: dict[str, list[Record]] | None = None
+    assigned: dict[str, NonNegative] | None = None
+    offsets: dict[str, NonNegative] | None = None
 
 
 class Line(Struct, gc=False):
@@ -261,5 +263,7 @@ def plain(value: Any) -> Any:
             continue
         if name == "records" and v is not None:
             v = {key: [list(r) for r in recs] for key, recs in v.items()}
+        elif name in ("assigned", "offsets") and v is None:
+            continue  # absent: no other check reads these keys
         out[name] = v
     return out

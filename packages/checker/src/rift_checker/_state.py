@@ -59,6 +59,9 @@ class LogState:
         self.gaps: list[tuple[int, int, int, int, int]] = []  # tp, lo, hi, op before, op after
         self.last_send: list[dict[Any, tuple[int, int]]] = []  # per tp: process -> (offset, op)
         self.positions: dict[Any, dict[int, tuple[int, int]]] = {}
+        # per tp: (completion index, offset, op id) of each acknowledged commit that
+        # raised the highest committed offset, in completion order
+        self.commits: dict[int, list[tuple[int, int, int]]] = {}
         self.leaders: dict[tuple[str, int], dict[str, int]] = {}
         self.hw: dict[str, tuple[int, int, int | None]] = {}  # offset, op, epoch
         self.done_at: array[int] = array("q")  # op id -> completion index (0: none)

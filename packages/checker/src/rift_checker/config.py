@@ -30,6 +30,7 @@ CHECKS: Final[dict[str, str]] = {
     "multiple-leaders": "two nodes led one partition in one epoch",
     "hw-regression": "a partition's high watermark went backwards",
     "cycle": "the log order contradicts real-time order (dependency cycle)",
+    "lost-commit": "a group resumed a partition below an offset it had committed",
 }
 
 

@@ -93,11 +93,30 @@ class HistoryBuilder:
         )
         return op
 
-    def poll(self, *, process: int, records: Records, type: str = "ok") -> int:
-        """A poll returning ``records`` ({"topic/partition": [(offset, value), ...]})."""
+    def poll(
+        self,
+        *,
+        process: int,
+        records: Records,
+        type: str = "ok",
+        assigned: dict[str, int] | None = None,
+    ) -> int:
+        """A poll returning ``records`` ({"topic/partition": [(offset, value), ...]});
+        ``assigned``: the partitions a group handed the process, with their starts."""
         op = self.invoke(process=process, f=POLL)
-        value = {"records": _records(records)} if type == "ok" else None
+        value: dict[str, Any] | None = None
+        if type == "ok":
+            value = {"records": _records(records)}
+            if assigned is not None:
+                value["assigned"] = dict(assigned)
         self.complete(process=process, type=type, value=value)
+        return op
+
+    def commit(self, *, process: int, offsets: dict[str, int], type: str = "ok") -> int:
+        """A group commit of ``offsets`` ({"topic/partition": offset})."""
+        op = self.invoke(process=process, f="commit")
+        error = None if type == "ok" else "commit refused"
+        self.complete(process=process, type=type, value={"offsets": dict(offsets)}, error=error)
         return op
 
     def final_read(self, *, records: Records, process: int = 1_000_000) -> int:

@@ -156,6 +156,44 @@ def test_assign_resets_poll_position():
     _valid(b)
 
 
+def test_group_assignment_resets_poll_position():
+    b = HistoryBuilder()
+    _three(b)
+    b.poll(process=1, records={"t/0": [(0, "a"), (1, "b")]}, assigned={"t/0": 0})
+    # A rebalance hands t/0 back from the committed offset 1: reading b again is fine.
+    b.poll(process=1, records={"t/0": [(1, "b"), (2, "c")]}, assigned={"t/0": 1})
+    b.final_read(records=FINAL)
+    _valid(b)
+
+
+def test_lost_commit():
+    b = HistoryBuilder()
+    _three(b)
+    b.poll(process=1, records={"t/0": [(0, "a"), (1, "b")]}, assigned={"t/0": 0})
+    commit = b.commit(process=1, offsets={"t/0": 2})
+    resumed = b.poll(process=2, records={"t/0": [(1, "b"), (2, "c")]}, assigned={"t/0": 1})
+    b.final_read(records=FINAL)
+    (case,) = _only(b, "lost-commit").cases("lost-commit")
+    assert case.ops == (commit, resumed)
+    assert "offset 1" in case.explanation
+    assert "offset 2" in case.explanation
+
+
+def test_no_lost_commit_when_the_commit_failed_or_was_not_yet_acknowledged():
+    b = HistoryBuilder()
+    _three(b)
+    b.poll(process=1, records={"t/0": [(0, "a"), (1, "b")]}, assigned={"t/0": 0})
+    b.commit(process=1, offsets={"t/0": 2}, type="fail")
+    # Process 3's commit is acknowledged only after process 2's poll began.
+    b.invoke(process=3, f="commit")
+    b.invoke(process=2, f="poll")
+    b.complete(process=3, value={"offsets": {"t/0": 2}})
+    b.complete(process=2, value={"records": {"t/0": [[1, "b"], [2, "c"]]}, "assigned": {"t/0": 1}})
+    b.poll(process=4, records={"t/0": [(2, "c")]}, assigned={"t/0": 2})
+    b.final_read(records=FINAL)
+    _valid(b)
+
+
 def test_poll_skip_within_one_poll():
     b = HistoryBuilder()
     _three(b)

@@ -168,6 +168,14 @@ def _plant(kind: str, header: str, events: list[dict[str, Any]]) -> tuple[list[s
         read = [recs[1], recs[0]] if kind == "nonmonotonic-poll" else [recs[0], recs[2]]
         events[-2:-2] = _pair(10_000, "poll", None, {"records": {tp: read}}, "poll")
         return _text(header, events), {"poll"}
+    if kind == "lost-commit":
+        # The group committed past the start of the log, then a member was handed the
+        # partition back at its start.
+        commit = {"offsets": {tp: top + 1}}
+        events[-2:-2] = _pair(10_000, "commit", None, commit, "commit") + _pair(
+            10_001, "poll", None, {"records": {}, "assigned": {tp: 0}}, "poll"
+        )
+        return _text(header, events), {"commit", "poll"}
     topic, partition = tp.split("/")
     key = {"topic": topic, "partition": int(partition)}
     if kind == "multiple-leaders":

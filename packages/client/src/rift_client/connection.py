@@ -143,12 +143,15 @@ class Connection:
                 frame = await self._reader.readexactly(protocol.read_size(prefix))
                 if not self._pending:
                     raise ProtocolError(f"unsolicited response from {self}")
-                pending = self._pending.popleft()
+                # Left queued until decoded: a response that does not decode fails
+                # its request with the ProtocolError (in _fail), not a later timeout.
+                pending = self._pending[0]
                 cid, body = protocol.decode_response(frame, pending.response_cls)
                 if cid != pending.correlation_id:
                     raise ProtocolError(
                         f"{self} answered correlation id {cid}, expected {pending.correlation_id}"
                     )
+                self._pending.popleft()
                 if not pending.future.done():
                     pending.future.set_result(body)
         except (asyncio.IncompleteReadError, OSError) as exc:

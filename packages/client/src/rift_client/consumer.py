@@ -101,6 +101,9 @@ class Consumer:
         self._next_auto_commit = 0.0
         self._subscribed = False
         self._awaiting_committed: set[TopicPartition] = set()
+        # Partitions whose position the group set (from committed offsets) since the
+        # last take_restarted().
+        self._restarted: set[TopicPartition] = set()
         self._group: GroupDriver | None = None
         if group_id is not None:
             membership = Membership(
@@ -289,6 +292,16 @@ class Consumer:
                 self._assign(pending)
                 for tp, offset in committed.items():
                     self._positions[tp] = offset
+                self._restarted |= pending
+
+    def take_restarted(self) -> frozenset[TopicPartition]:
+        """The partitions whose position a group assignment set (at the committed
+        offset, else by ``auto_offset_reset``) since the last call. The positions are
+        set inside :meth:`poll`, before it collects records: every record a poll
+        returns from such a partition comes after its restart."""
+        restarted = frozenset(self._restarted)
+        self._restarted.clear()
+        return restarted
 
     def _check(self, tp: TopicPartition) -> None:
         if tp not in self._positions:

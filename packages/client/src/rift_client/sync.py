@@ -170,6 +170,27 @@ class Consumer(_Facade):
         result: frozenset[str] = self._client.subscription()
         return result
 
+    @property
+    def generation(self) -> int:
+        """The group generation of the current assignment (-1 outside a group)."""
+        return self._client.generation
+
+    def consumed_offsets(self) -> dict[TopicPartition, int]:
+        """See :meth:`rift_client.Consumer.consumed_offsets`."""
+
+        async def run() -> dict[TopicPartition, int]:
+            return self._client.consumed_offsets()
+
+        return self._loop.run(run())
+
+    def take_restarted(self) -> frozenset[TopicPartition]:
+        """See :meth:`rift_client.Consumer.take_restarted`."""
+
+        async def run() -> frozenset[TopicPartition]:
+            return self._client.take_restarted()
+
+        return self._loop.run(run())
+
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
         """Commit and wait for the broker's answer (see :meth:`rift_client.Consumer.commit`)."""
         self._loop.run(self._client.commit(offsets))

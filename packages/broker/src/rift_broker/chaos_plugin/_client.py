@@ -8,6 +8,16 @@ A worker's operations map onto our Kafka client:
 - ``poll`` reads on from the worker's positions in its assigned partitions (all of
   the topic's partitions until an ``assign``) and completes with what it read;
 - ``assign`` sets those partitions and starts them from the beginning;
+- ``subscribe`` makes the worker a member of the workload's consumer group (the
+  system option ``group``, default ``rift-chaos``); from then on the group assigns
+  its partitions. A poll carries ``"assigned": {"topic/partition": start}`` for the
+  partitions the group handed the worker since the last poll, each with the offset
+  it resumed at (the group's committed offset). Offsets in a partition are
+  consecutive, so ``start`` is the first offset the poll returned there, else the
+  position it is waiting at;
+- ``commit`` commits the worker's consumed positions and completes with them as
+  ``{"offsets": {"topic/partition": offset}}``: ``ok`` when the coordinator
+  acknowledged, ``fail`` when the client says it certainly was not written;
 - ``final-read`` reads every partition from its start up to its high watermark.
 
 A read changes nothing, so a read that failed is a ``fail``; but a read that did
@@ -39,6 +49,9 @@ class BrokerClient:
         self._consumer: Consumer | None = None
         self._bootstrap: list[str] = []
         self._timeout_ms = 5000.0
+        self._group = str(settings.options.get("group", "rift-chaos"))
+        self._group_session_ms = float(settings.options.get("group_session_timeout_ms", 6000))
+        self._subscribed = False
 
     def _all_partitions(self) -> list[TopicPartition]:
         return [
@@ -71,19 +84,75 @@ class BrokerClient:
         if op.f == "send":
             return self._send(op, self._producer)
         if op.f == "poll":
-            try:
-                records = self._consumer.poll(timeout_ms=min(self._timeout_ms, 100))
-            except client_errors.ClientError as exc:
-                raise DefiniteFailure(str(exc)) from exc  # a read changes nothing
-            return op.ok(value={"records": _grouped(records)})
+            return self._poll(op, self._consumer)
         if op.f == "assign":
             tps = [_tp(text) for text in op.value["partitions"]]
+            if self._subscribed:
+                self._consumer = self._fresh_consumer(group=False)
             self._consumer.assign(tps)
             self._consumer.seek_to_beginning(*tps)
             return op.ok()
+        if op.f == "subscribe":
+            if not self._subscribed:
+                self._consumer = self._fresh_consumer(group=True)
+            self._consumer.subscribe(list(op.value["topics"]))
+            return op.ok()
+        if op.f == "commit":
+            return self._commit(op, self._consumer)
         if op.f == "final-read":
             return op.ok(value={"records": self._read_everything()})
         return op.fail(error=f"unsupported operation {op.f!r}")
+
+    def _fresh_consumer(self, *, group: bool) -> Consumer:
+        """A new consumer in place of the worker's current one (a group member when
+        ``group``: leaving one group's assignment for a manual one, or joining, is a
+        new consumer, as Kafka clients require)."""
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except client_errors.ClientError:
+                pass  # a broken consumer is replaced all the same
+        self._consumer = None
+        self._subscribed = group
+        if not group:
+            return Consumer(
+                self._bootstrap, request_timeout_ms=self._timeout_ms, fetch_max_wait_ms=100
+            )
+        return Consumer(
+            self._bootstrap,
+            request_timeout_ms=self._timeout_ms,
+            fetch_max_wait_ms=100,
+            group_id=self._group,
+            session_timeout_ms=self._group_session_ms,
+            heartbeat_interval_ms=self._group_session_ms / 6,
+            rebalance_timeout_ms=self._group_session_ms * 2,
+        )
+
+    def _poll(self, op: Op, consumer: Consumer) -> Op:
+        try:
+            records = consumer.poll(timeout_ms=min(self._timeout_ms, 100))
+        except client_errors.ClientError as exc:
+            raise DefiniteFailure(str(exc)) from exc  # a read changes nothing
+        value: dict[str, Any] = {"records": _grouped(records)}
+        if self._subscribed:
+            assigned = _restarts(consumer, records)
+            if assigned:
+                value["assigned"] = assigned
+        return op.ok(value=value)
+
+    def _commit(self, op: Op, consumer: Consumer) -> Op:
+        offsets = consumer.consumed_offsets()
+        value = {"offsets": {f"{tp.topic}/{tp.partition}": o for tp, o in offsets.items()}}
+        try:
+            consumer.commit(offsets)
+        except client_errors.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            return (
+                op.fail(value=value, error=error)
+                if exc.definite
+                else op.info(value=value, error=error)
+            )
+        return op.ok(value=value)
 
     def _send(self, op: Op, producer: Producer) -> Op:
         value = op.value
@@ -132,6 +201,25 @@ class BrokerClient:
                 except Exception:  # closing a broken client must not fail the worker
                     continue
         self._producer = self._consumer = None
+
+
+def _restarts(consumer: Consumer, records: Sequence[ConsumerRecord]) -> dict[str, int]:
+    """The partitions the group restarted during this poll, each with the offset it
+    restarted at: the first offset the poll returned there (offsets in a partition
+    are consecutive, and every record comes after the restart), else the position
+    the consumer waits at."""
+    restarted = consumer.take_restarted()
+    if not restarted:
+        return {}
+    first: dict[TopicPartition, int] = {}
+    for r in records:
+        first.setdefault(TopicPartition(topic=r.topic, partition=r.partition), r.offset)
+    positions = consumer.consumed_offsets()
+    return {
+        f"{tp.topic}/{tp.partition}": first.get(tp, positions[tp])
+        for tp in restarted
+        if tp in positions
+    }
 
 
 def _tp(text: str) -> TopicPartition:

@@ -85,6 +85,8 @@ class BrokerSystem:
         self.session_timeout_ms = int(options.get("session_timeout_ms", 3000))
         self.election_timeout_ms = int(options.get("election_timeout_ms", 500))
         self.replica_lag_time_max_ms = int(options.get("replica_lag_time_max_ms", 3000))
+        # A run's groups are few: a small __consumer_offsets keeps the cluster light.
+        self.offsets_partitions = int(options.get("offsets_partitions", 6))
         self._nodes: tuple[Node, ...] = ()
         self._daemons: dict[str, tuple[Remote, Daemon]] = {}
         self._faketime = _faketime_library() if options.get("faketime", True) else None
@@ -129,6 +131,10 @@ class BrokerSystem:
             str(self.election_timeout_ms),
             "--replica-lag-time-max-ms",
             str(self.replica_lag_time_max_ms),
+            "--offsets-partitions",
+            str(self.offsets_partitions),
+            "--group-initial-rebalance-delay-ms",
+            "500",
         ]
 
     def start(self, remote: Remote) -> None:
