@@ -11,7 +11,7 @@ from rift_broker.cluster.raft_store import FileRaftStorage
 from rift_broker.controller import ControllerConfig, CreateTopicRequest, ErrorCode
 from rift_broker.log import LogConfig, PartitionLog
 from rift_broker.producer_state import ProducerStateTable
-from rift_broker.raft import RaftConfig
+from rift_broker.raft import AppendEntries, RaftConfig
 from rift_broker.records import build_batch, iter_batches, iter_records
 from rift_broker.replication import ReplicationConfig
 from rift_broker.replication.messages import NeedFlush, Observed, ProduceDone
@@ -219,3 +219,42 @@ def test_controller_failover_does_not_fence_live_brokers() -> None:
     info = image.partitions["t", 0]
     assert info.leader in live
     assert set(live) <= set(info.isr), info
+
+
+def carries_partition_record(item: tuple[int, int, int, object]) -> bool:
+    message = item[3]
+    return isinstance(message, AppendEntries) and any(
+        b'"type":"PartitionRecord"' in e.command for e in message.entries
+    )
+
+
+def test_a_decision_commits_whole_or_not_at_all() -> None:
+    # The controller dies after its followers got the entry creating a topic but not
+    # the one with its partition: its successor commits what it holds. Records of one
+    # decision proposed as separate entries left a topic that exists with no
+    # partitions - every later CreateTopics answered TOPIC_ALREADY_EXISTS, and nobody
+    # could ever produce to it. One entry per decision commits all of it or none.
+    net = Net(seed=5)
+    net.run(2000)
+    c = net.controller()
+    request = CreateTopicRequest(
+        topic="t", partitions=1, replication_factor=3, configs=(("min.insync.replicas", "2"),)
+    )
+    net.nodes[c].create_topic(request_id=1, request=request, now_ms=net.now)
+    net.settle(c)
+    for _ in range(20):  # the partition's record never leaves the controller
+        net.queue = [item for item in net.queue if not carries_partition_record(item)]
+        heapq.heapify(net.queue)
+        net.run(5)
+    net.crash(c)
+    net.run(1000)
+    net.boot(c)
+    net.run(2000)
+    new = net.controller()
+    net.nodes[new].create_topic(request_id=2, request=request, now_ms=net.now)
+    net.settle(new)
+    net.run(500)
+    assert net.created[2].reply.error in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS)
+    for node in net.nodes.values():
+        assert set(node.image.topics) == {"t"}
+        assert ("t", 0) in node.image.partitions, "a topic without its partition"

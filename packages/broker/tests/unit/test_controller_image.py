@@ -21,7 +21,9 @@ from rift_broker.controller import (
     RegisterBroker,
     UnfenceBroker,
     decode_record,
+    decode_records,
     encode_record,
+    encode_records,
 )
 from rift_broker.raft import NOOP
 
@@ -89,6 +91,22 @@ def test_decode_rejects_garbage(data: bytes) -> None:
         decode_record(data)
 
 
+@given(st.lists(records, min_size=1, max_size=4))
+def test_a_decisions_records_round_trip_as_one_command(batch: list[MetadataRecord]) -> None:
+    data = encode_records(batch)
+    assert decode_records(data) == batch
+    if len(batch) == 1:
+        assert data == encode_record(batch[0])  # a lone record is stored as before
+
+
+@pytest.mark.parametrize("data", [b"[]", b"[1]", b"[{}]", b"[{", b'[{"type":"Nope"}]'])
+def test_decode_records_rejects_garbage(data: bytes) -> None:
+    with pytest.raises(ValueError, match="record"):
+        decode_records(data)
+    with pytest.raises(ValueError, match="no records"):
+        encode_records([])
+
+
 def register(broker: int, epoch: int) -> RegisterBroker:
     return RegisterBroker(broker=broker, epoch=epoch, incarnation="i", host="h", port=9092)
 
@@ -133,6 +151,16 @@ def test_apply_entry_skips_noops_and_replays() -> None:
     assert not image.apply_entry(2, encode_record(register(1, 2)))  # already applied
     assert image.applied_index == 2
     assert image.brokers[1].epoch == 1
+
+
+def test_apply_entry_applies_all_records_of_a_decision_in_order() -> None:
+    image = MetadataImage()
+    topic = CreateTopic(topic="t", topic_id=1, partitions=1)
+    partition = PartitionRecord(topic="t", partition=0, replicas=(1,), isr=(1,), leader=1)
+    assert image.apply_entry(1, encode_records([topic, partition]))
+    assert image.partitions_of("t")[0].leader == 1
+    assert image.applied_index == 1
+    assert not image.apply_entry(2, encode_records([topic, partition]))  # changes nothing
 
 
 class ImageVersusModel(RuleBasedStateMachine):

@@ -20,7 +20,7 @@ from rift_broker.controller import (
     MetadataImage,
     RegisterReply,
     RegisterRequest,
-    encode_record,
+    encode_records,
 )
 from rift_broker.raft import Entry, RaftConfig, RaftNode
 from rift_broker.raft.testing import SimCluster
@@ -74,8 +74,8 @@ class ControllerSim(SimCluster):
         assert controller is not None
         decision = decide(controller, self.now)
         index = 0
-        for record in decision.records:
-            proposed = self.propose(controller.node_id, encode_record(record))
+        if decision.records:  # one entry per decision, as the driver proposes it
+            proposed = self.propose(controller.node_id, encode_records(decision.records))
             assert isinstance(proposed, int)
             index = proposed
         assert self.run_until(

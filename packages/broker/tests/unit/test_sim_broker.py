@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 from rift_broker.chaos_plugin import sim as broker_sim
+from rift_broker.chaos_plugin._sim_messages import ReadCall
+from rift_broker.chaos_plugin._sim_node import OFFSET_NOT_AVAILABLE
 from rift_broker.chaos_plugin.sim import simulation_system
-from rift_chaos.sim.runner import run_scenario
-from rift_chaos.sim.scenario import Scenario, draw_scenario, find_harness_factory
+from rift_broker.cluster.raft_store import FileRaftStorage
+from rift_broker.raft import HardState, Ready
+from rift_chaos.sim.runner import SimOutcome, run_scenario
+from rift_chaos.sim.scenario import Fault, Scenario, draw_scenario, find_harness_factory
 from rift_chaos.sim.shrink import restrict
 from rift_checker import check_history
 
@@ -93,3 +98,88 @@ def test_the_trace_hash_does_not_depend_on_the_interpreters_hash_seed() -> None:
     }
     assert len(hashes) == 1
     assert hashes == {run_scenario(draw_scenario(5), harness_factory=simulation_system).trace_hash}
+
+
+def capture(scenario: Scenario) -> tuple[broker_sim.BrokerSimHarness, SimOutcome]:
+    made: list[broker_sim.BrokerSimHarness] = []
+
+    def factory(s: Scenario) -> broker_sim.BrokerSimHarness:
+        made.append(simulation_system(s))
+        return made[-1]
+
+    outcome = run_scenario(scenario, harness_factory=factory, trace=True)
+    return made[0], outcome
+
+
+def test_nodes_report_votes_and_elections_and_kill_at_strikes_there() -> None:
+    scenario = quiet(2)
+    fault = Fault(kind="kill-at", start_ms=1, end_ms=3_000, points=("vote",), down_ms=10)
+    _, outcome = capture(scenario.without(faults=(fault,)))
+    assert outcome.passed, outcome.problems
+    votes = [line for line in outcome.trace if " observe " in line and " vote " in line]
+    assert votes
+    assert "'candidate': 'n" in votes[0]
+    assert any(" observe " in line and " elected " in line for line in outcome.trace)
+    # The first vote kills its voter at once; it comes back 10 ms later.
+    voter = votes[0].split()[2]
+    at = int(votes[0].split()[0])
+    assert f"{at} kill {voter}" in outcome.trace
+    assert f"{at + 10} restart {voter}" in outcome.trace
+
+
+def test_a_vote_persisted_by_a_sim_node_survives_a_kill_of_its_disk() -> None:
+    import random
+
+    harness = simulation_system(quiet(2))
+    disk = harness.system.disks["n1"]
+    store = FileRaftStorage(storage=disk, directory="/meta")
+    store.persist(Ready(hard_state=HardState(term=3, voted_for=2)))
+    harness.system.crash_disk("n1", random.Random(1))
+    assert FileRaftStorage(storage=disk, directory="/meta").load().hard_state == HardState(
+        term=3, voted_for=2
+    )
+
+
+def test_the_election_jitter_setting_bounds_the_election_timeouts() -> None:
+    scenario = replace(quiet(2), settings={"election_jitter_ms": 20})
+    harness = simulation_system(scenario)
+    node = harness.system.create("n1")
+    assert node._election_timeouts == (450, 469)
+    default = simulation_system(replace(scenario, settings={}))
+    assert default.system.create("n1")._election_timeouts == (450, 899)  # the broker's own
+
+
+def test_the_run_ends_only_once_every_partition_has_a_settled_leader() -> None:
+    harness, outcome = capture(quiet(1))
+    assert outcome.passed, outcome.problems
+    assert harness.unsettled() == []
+    assert harness.final_read_done
+    leader = harness.leader()
+    assert leader is not None
+    harness.system.crash_disk(leader, __import__("random").Random(0))
+    assert not harness.final_read_done
+    assert any("t/0 has no leader" in why or "Raft leader" in why for why in harness.unsettled())
+    assert any(p.startswith("not settled at the end:") for p in harness.finish())
+
+
+def test_a_leader_whose_high_watermark_trails_its_epoch_start_does_not_give_an_end() -> None:
+    # A new leader's high watermark may trail what its predecessor acknowledged until
+    # its followers fetch: a final read that took it for the end of the log stopped
+    # short and reported acknowledged records as never read.
+    harness, outcome = capture(quiet(1))
+    assert outcome.passed, outcome.problems
+    name = harness.leader()
+    assert name is not None
+    sim_node = harness.system.live[name]
+    assert sim_node.node is not None
+    leading = sim_node.node.replicas._replicas["t", 0].leader
+    assert leading is not None
+    hw = leading.high_watermark
+    assert hw > 0
+    at_end = ReadCall(request_id=1, topic="t", partition=0, offset=hw)
+    assert sim_node._read(at_end).error == 0
+    leading.epoch_start_offset = hw + 1  # as if it had just taken over
+    assert sim_node._read(at_end).error == OFFSET_NOT_AVAILABLE
+    below = sim_node._read(ReadCall(request_id=2, topic="t", partition=0, offset=0))
+    assert below.error == 0  # what lies below the high watermark is served as ever
+    assert below.records

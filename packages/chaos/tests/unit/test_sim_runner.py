@@ -18,7 +18,7 @@ from rift_chaos.sim import NodeContext, Simulation
 from rift_chaos.sim import command as sim_command
 from rift_chaos.sim import runner as sim_runner
 from rift_chaos.sim.runner import run_scenario
-from rift_chaos.sim.scenario import InvariantViolation, Scenario, draw_scenario
+from rift_chaos.sim.scenario import Fault, InvariantViolation, Scenario, draw_scenario
 from rift_chaos.sim.shrink import shrink
 
 NS = 1_000_000
@@ -40,6 +40,7 @@ class Server:
             if value not in self.store:  # the network may duplicate a message
                 self.store.append(value)
             ctx.send(src, ("ok", request, self.store.index(value)))
+            ctx.observe("stored", value)  # a moment kill-at faults can strike at
         else:
             ctx.send(src, ("records", request, list(enumerate(self.store))))
 
@@ -187,6 +188,55 @@ def test_shrinking_boils_a_failure_down_to_the_kill_that_causes_it() -> None:
     assert shrunk.scenario.faults[0].node == "n1"
     assert len(shrunk.ops) < len(scenario.ops)
     assert shrunk.replay_args().startswith(f"--keep-faults {shrunk.faults[0]} --keep-ops ")
+
+
+def killed_at_stored(seed: int, *, down_ms: int) -> Scenario:
+    """The seed's scenario with one fault: kill whoever stores a value, until the end."""
+    scenario = draw_scenario(seed)
+    fault = Fault(
+        kind="kill-at",
+        start_ms=1,
+        end_ms=scenario.fault_end_ms,
+        points=("stored",),
+        down_ms=down_ms,
+    )
+    return scenario.without(faults=(fault,))
+
+
+def test_kill_at_kills_whoever_reports_the_moment_after_its_answer_left() -> None:
+    scenario = killed_at_stored(1, down_ms=5)
+    harness = ToyHarness(scenario, durable=True)
+    outcome = run_scenario(scenario, harness_factory=lambda s: harness, keep_history=True)
+    assert outcome.passed, outcome.problems
+    kills = [line for line in outcome.history.splitlines() if '"start-kill-at"' in line]
+    stored = [line for line in outcome.history.splitlines() if '"ok"' in line and "offset" in line]
+    assert kills
+    assert stored
+    assert all("-> n1" in line for line in kills)  # only n1 stores anything
+    # Each stored value killed n1 (an invoke and an ok per kill) once the answer was on
+    # its way - answers still arrived - and n1 came back every time.
+    assert len(kills) >= 2 * len(stored)
+    restarts = [line for line in outcome.history.splitlines() if '"stop-kill-at"' in line]
+    assert len(restarts) == len(kills)
+
+
+def test_kill_at_loses_what_the_node_had_not_made_durable() -> None:
+    outcome = run_scenario(killed_at_stored(1, down_ms=5), harness_factory=forgetful)
+    assert not outcome.passed
+    assert any(p.startswith("checker: ") for p in outcome.problems)
+
+
+def test_kill_at_is_deterministic_and_ends_with_its_window() -> None:
+    scenario = killed_at_stored(2, down_ms=300)
+    short = scenario.without(faults=(Fault(**{**_fields(scenario.faults[0]), "end_ms": 1}),))
+    first = run_scenario(scenario, harness_factory=durable)
+    again = run_scenario(scenario, harness_factory=durable)
+    assert first.trace_hash == again.trace_hash
+    assert run_scenario(short, harness_factory=durable).trace_hash != first.trace_hash
+
+
+def _fields(fault: Fault) -> dict[str, Any]:
+    return {name: getattr(fault, name) for name in Fault.__dataclass_fields__}
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rift_chaos.sim.scenario import FAULT_KINDS, PARTITION_SHAPES, draw_scenario
+from rift_chaos.sim.scenario import FAULT_KINDS, KILL_POINTS, PARTITION_SHAPES, draw_scenario
 from rift_chaos.sim.shrink import format_indexes, parse_indexes, restrict
 
 
@@ -22,7 +22,23 @@ def test_scenarios_cover_the_vocabulary() -> None:
     assert shapes == set(PARTITION_SHAPES)
     assert {op.f for s in scenarios for op in s.ops} == {"send", "poll"}
     targeted = {f.kind for s in scenarios for f in s.faults if f.leader}
-    assert targeted == {"partition", "kill", "pause"}
+    assert targeted == {"partition", "kill", "pause", "clog"}
+    aimed = [f for s in scenarios for f in s.faults if f.kind == "kill-at"]
+    assert {p for f in aimed for p in f.points} == set(KILL_POINTS)
+    assert all(f.points and set(f.points) <= set(KILL_POINTS) for f in aimed)
+    assert any(f.down_ms <= 20 for f in aimed)
+    assert any(f.down_ms > 100 for f in aimed)
+    assert any(f.start_ms < 1_000 for f in aimed)  # armed for the first election
+
+
+def test_some_scenarios_shorten_the_election_jitter() -> None:
+    scenarios = [draw_scenario(seed) for seed in range(100)]
+    jitters = [s.settings["election_jitter_ms"] for s in scenarios if s.settings]
+    assert 20 < len(jitters) < 80
+    assert all(20 <= j <= 150 for j in jitters)
+    assert all(set(s.settings) <= {"election_jitter_ms"} for s in scenarios)
+    shown = next(s for s in scenarios if s.settings).describe()[0]
+    assert "election_jitter_ms=" in shown
 
 
 def test_every_fault_ends_by_the_end_of_the_fault_window() -> None:
@@ -30,6 +46,7 @@ def test_every_fault_ends_by_the_end_of_the_fault_window() -> None:
         s = draw_scenario(seed)
         for fault in s.faults:
             assert 0 < fault.start_ms <= fault.end_ms <= s.fault_end_ms
+            assert (fault.kind == "kill-at") == bool(fault.points)
             if fault.kind == "partition" and not fault.leader:
                 nodes = {dst for dst, _ in fault.grudge}
                 assert nodes == set(s.nodes)

@@ -6,9 +6,18 @@ the trace ends where things went wrong):
 - **one Raft leader per term**: no two nodes are ever leader in the same term;
 - **committed metadata is never lost**: every entry any node applies as committed
   has the same term and command as every other node's entry at that index, and a
-  node that becomes Raft leader holds every entry committed so far;
+  node that becomes Raft leader of a term holds every entry committed in an earlier
+  term (Raft's leader completeness). A leader of an *older* term may lack entries
+  committed since: a candidate paused with its granted votes held up wins its term
+  when it resumes, long after a later term's leader committed more, and is deposed
+  by the first node it talks to;
 - **one partition leader per epoch**: no two nodes lead a partition in one leader
   epoch (from the replica managers' own state and their ``leader`` observations);
+- **records below a high watermark never change, on any replica**: whenever a
+  leader's or a follower's high watermark moves up, what that replica holds below
+  it is what every replica ever held below a high watermark at those offsets (a
+  follower that took records from a deposed leader is caught the moment its high
+  watermark covers them, before a later truncation can hide it);
 - **the high watermark never moves back on a leader within an epoch** (per process:
   a restarted broker is a new leader object).
 
@@ -24,11 +33,13 @@ from typing import TYPE_CHECKING
 
 from rift_broker.chaos_plugin._sim_node import decode
 from rift_broker.raft import Entry
+from rift_broker.records import iter_batches
 from rift_broker.replication.messages import Observed
 from rift_chaos.sim.scenario import InvariantViolation
 
 if TYPE_CHECKING:
     from rift_broker.chaos_plugin._sim_node import BrokerSimNode
+    from rift_broker.replication._state import Replica
 
 Key = tuple[str, int]
 
@@ -41,27 +52,39 @@ class Invariants:
     def __init__(self) -> None:
         self.now_ms: Callable[[], int] = _zero
         self._raft_leaders: dict[int, str] = {}
-        self._committed: dict[int, tuple[int, bytes]] = {}
+        # index -> (entry term, command, the lowest term it was known committed in)
+        self._committed: dict[int, tuple[int, bytes, int]] = {}
         self._checked_leaders: set[tuple[str, int]] = set()
         self._partition_leaders: dict[tuple[str, int, int], str] = {}
-        self._hw: dict[tuple[int, str, int, int], int] = {}  # (process, topic, p, epoch)
+        self._hw: dict[tuple[str, str, int, int], int] = {}  # (process, topic, p, epoch)
+        self._checked_hw: dict[tuple[str, str, int], int] = {}  # (process, topic, p)
+        # offset -> (batch CRC, first holder) of what was there below some HW
+        self._settled: dict[Key, dict[int, tuple[int, str]]] = {}
 
     def _fail(self, message: str) -> None:
         raise InvariantViolation(f"at {self.now_ms()}ms: {message}")
 
     # -- per step -----------------------------------------------------------------
 
-    def on_committed(self, name: str, entries: Sequence[Entry]) -> None:
+    def on_committed(self, name: str, entries: Sequence[Entry], *, term: int) -> None:
+        """``name``, in Raft term ``term``, applies ``entries`` as committed.
+
+        A leader applies what it commits at once, in the term it commits it in; a
+        follower learns of it later, in that term or a later one: so the lowest term
+        reported is the term the entry was committed in.
+        """
         committed = self._committed
         for entry in entries:
             known = committed.get(entry.index)
             if known is None:
-                committed[entry.index] = (entry.term, entry.command)
-            elif known != (entry.term, entry.command):
+                committed[entry.index] = (entry.term, entry.command, term)
+            elif known[:2] != (entry.term, entry.command):
                 self._fail(
                     f"committed metadata lost: {name} committed index {entry.index} at term "
                     f"{entry.term}, but term {known[0]} was committed there"
                 )
+            elif term < known[2]:
+                committed[entry.index] = (entry.term, entry.command, term)
 
     def after_step(self, sim_node: BrokerSimNode) -> None:
         node = sim_node.node
@@ -76,17 +99,21 @@ class Invariants:
             if (name, term) not in self._checked_leaders:
                 self._checked_leaders.add((name, term))
                 floor = raft.log.offset
-                for index, (t, _) in self._committed.items():
-                    if index > floor and raft.log.term_at(index) != t:
+                for index, (t, _, when) in self._committed.items():
+                    if when < term and index > floor and raft.log.term_at(index) != t:
                         self._fail(
-                            f"Raft leader {name} of term {term} lacks committed entry {index} "
-                            f"(term {t})"
+                            f"Raft leader {name} of term {term} lacks entry {index} (term {t}) "
+                            f"committed in term {when}"
                         )
-        process = id(sim_node)
-        for (topic, partition), replica in node.replicas._replicas.items():
+        process = node.config.incarnation  # one per process start
+        for at, replica in node.replicas._replicas.items():
+            topic, partition = at
             leader = replica.leader
             if leader is None:
+                if replica.follower is not None:
+                    self._below_hw(name, process, at, replica, replica.follower.high_watermark)
                 continue
+            self._below_hw(name, process, at, replica, leader.high_watermark)
             self._leader(name, topic, partition, leader.leader_epoch)
             key = (process, topic, partition, leader.leader_epoch)
             hw = leader.high_watermark
@@ -97,6 +124,29 @@ class Invariants:
                     f"epoch {leader.leader_epoch}: {before} -> {hw}"
                 )
             self._hw[key] = hw
+
+    def _below_hw(self, name: str, process: str, at: Key, replica: Replica, hw: int) -> None:
+        """What a replica holds below its high watermark is what every replica holds."""
+        topic, partition = at
+        key = (process, topic, partition)
+        checked = self._checked_hw.get(key, 0)
+        if hw == checked:
+            return
+        self._checked_hw[key] = hw
+        if hw < checked:
+            return  # cut back (a restarted follower's HW starts over): look again later
+        # Batches are stored as the leader stamped them; their CRC covers the records
+        # (not the base offset or epoch), so it tells the contents apart cheaply.
+        settled = self._settled.setdefault((topic, partition), {})
+        for offset, crc in _fingerprints(replica.log, checked, hw).items():
+            first = settled.setdefault(offset, (crc, name))
+            if first[0] != crc:
+                held = _records(replica.log, offset + 1, start=offset).get(offset)
+                self._fail(
+                    f"replicas disagree below the high watermark: {topic}/{partition}@{offset} "
+                    f"is {held} on {name}, not what {first[1]} held there below its high "
+                    "watermark"
+                )
 
     def on_observed(self, name: str, effect: Observed) -> None:
         if effect.kind == "leader":
@@ -158,12 +208,33 @@ class Invariants:
         return sorted(set(problems))
 
 
-def _records(log: object, until: int) -> dict[int, int]:
+def _fingerprints(log: object, start: int, end: int) -> dict[int, int]:
+    """The CRC of the batch holding each offset in ``[start, end)`` of ``log``."""
     from rift_broker.log import PartitionLog
 
     assert isinstance(log, PartitionLog)
     out: dict[int, int] = {}
-    offset = log.log_start_offset
+    offset = max(start, log.log_start_offset)
+    end = min(end, log.log_end_offset)
+    while offset < end:
+        data = log.read(offset, max_bytes=1 << 20, max_offset=end)
+        after = offset
+        for _, header in iter_batches(data, validate=False):
+            for o in range(max(header.base_offset, start), min(header.last_offset + 1, end)):
+                out[o] = header.crc
+            after = header.last_offset + 1
+        if after <= offset:
+            break
+        offset = after
+    return out
+
+
+def _records(log: object, until: int, *, start: int = 0) -> dict[int, int]:
+    from rift_broker.log import PartitionLog
+
+    assert isinstance(log, PartitionLog)
+    out: dict[int, int] = {}
+    offset = max(start, log.log_start_offset)
     end = min(until, log.log_end_offset)
     while offset < end:
         data = log.read(offset, max_bytes=1 << 20, max_offset=end)

@@ -15,11 +15,18 @@ with the simulator's context in place of sockets and clocks:
 The node's time is monotonic, like the real broker's timers: a clock fault that
 jumps forward moves it forward, a jump back is not seen (the monotonic clock is
 never set back). After each event the shared :class:`Invariants` look at the node.
+
+Besides the partition ``leader`` and ``high-watermark`` facts, the node reports the
+moments ``kill-at`` faults strike at: ``vote`` when it granted a Raft vote, and
+``elected`` when it won a Raft election - both once the messages of that event
+(the vote, the new leader's first appends) are on their way.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from kio.schema.errors import ErrorCode
 
 from rift_broker.chaos_plugin._sim_messages import (
     CreateTopicAnswer,
@@ -35,8 +42,9 @@ from rift_broker.controller import NO_LEADER, CreateTopicRequest
 from rift_broker.log import LogConfig, PartitionLog
 from rift_broker.log.errors import LogStoppedError
 from rift_broker.producer_state import ProducerStateTable
+from rift_broker.raft import VoteResponse
 from rift_broker.records import iter_batches, iter_records
-from rift_broker.replication.messages import NeedFlush, Observed, ProduceDone
+from rift_broker.replication.messages import NONE, NeedFlush, Observed, ProduceDone
 from rift_broker.storage import MemoryStorage
 
 if TYPE_CHECKING:
@@ -44,6 +52,7 @@ if TYPE_CHECKING:
     from rift_chaos.sim import NodeContext
 
 READ_MAX_BYTES = 64 * 1024
+OFFSET_NOT_AVAILABLE = int(ErrorCode.offset_not_available.value)
 # Index every batch: simulated logs are tiny, and reads then find offsets without a scan.
 LOG_CONFIG = LogConfig(index_interval_bytes=0)
 
@@ -61,6 +70,7 @@ class BrokerSimNode:
         config: NodeConfig,
         invariants: Invariants,
         flush_delay_ms: int = 1,
+        election_jitter_ms: int | None = None,
     ) -> None:
         self.name = name
         self.node_id = node_id
@@ -69,11 +79,14 @@ class BrokerSimNode:
         self._config = config
         self._invariants = invariants
         self._flush_delay_ms = flush_delay_ms
+        low = config.raft.election_timeout_ms
+        self._election_timeouts = (low, low + max(1, election_jitter_ms or low) - 1)
         self.node: ClusterNode | None = None
         self.store: FileRaftStorage | None = None
         self._mono = 0
         self._last_raw: int | None = None
         self._tick_at: int | None = None
+        self._elected = -1  # the last Raft term this process won
         self._next_request = 0
         self._produces: dict[int, tuple[str, int]] = {}  # our request id -> (client, its id)
         self._topics: dict[int, tuple[str, int]] = {}
@@ -84,13 +97,13 @@ class BrokerSimNode:
         now = self._now(ctx)
         self.store = FileRaftStorage(storage=self.disk, directory="/meta")
         rng = ctx.random
-        low = self._config.raft.election_timeout_ms
+        low, high = self._election_timeouts
         self.node = ClusterNode(
             config=self._config,
             raft_state=self.store.load(),
             open_log=self._open_log,
             now_ms=now,
-            next_timeout=lambda: rng.randint(low, 2 * low - 1),
+            next_timeout=lambda: rng.randint(low, high),
         )
         self._settle(ctx, now)
 
@@ -160,15 +173,24 @@ class BrokerSimNode:
         assert node is not None
         assert store is not None
         invariants = self._invariants
+        votes: list[VoteResponse] = []
         while node.has_ready():
             ready = node.ready()
             store.persist(ready)
             if ready.committed:
-                invariants.on_committed(self.name, ready.committed)
+                invariants.on_committed(self.name, ready.committed, term=node.raft.term)
+            votes.extend(m for m in ready.messages if isinstance(m, VoteResponse) and m.granted)
             node.advance(ready, now)
         names = self._names
         for dst, message in node.take_outbox():
             ctx.send(names[dst], message)
+        # Moments a kill-at fault may strike at, once the messages they concern left.
+        raft = node.raft
+        for vote in votes:
+            ctx.observe("vote", {"term": vote.term, "candidate": names[vote.dst]})
+        if raft.is_leader and raft.term != self._elected:
+            self._elected = raft.term
+            ctx.observe("elected", {"term": raft.term})
         # Handling effects only sends and arms timers: it gives the node no new input.
         for effect in node.take_effects():
             if isinstance(effect, NeedFlush):
@@ -250,12 +272,27 @@ class BrokerSimNode:
 
     def _read(self, call: ReadCall) -> ReadAnswer:
         assert self.node is not None
-        result = self.node.replicas.read(
+        replicas = self.node.replicas
+        result = replicas.read(
             topic=call.topic, partition=call.partition, offset=call.offset, max_bytes=READ_MAX_BYTES
         )
+        error = result.error
+        replica = replicas._replicas.get((call.topic, call.partition))
+        leading = replica.leader if replica is not None else None
+        # Nothing more to read: readers take the high watermark for the end of the log.
+        # A new leader's may still trail what its predecessor acknowledged (until its
+        # followers fetch); like Kafka's ListOffsets (KIP-207), say the end is not
+        # known yet rather than give one that is too early.
+        if (
+            error == NONE
+            and not result.records
+            and leading is not None
+            and leading.high_watermark < leading.epoch_start_offset
+        ):
+            error = OFFSET_NOT_AVAILABLE
         return ReadAnswer(
             request_id=call.request_id,
-            error=result.error,
+            error=error,
             records=tuple(decode(result.records)) if result.records else (),
             high_watermark=result.high_watermark,
             leader=self._leader(call.topic, call.partition),

@@ -14,8 +14,11 @@ the System's module — this module (see
 - an admin that creates topic ``t`` (replication factor 3, the scenario's
   ``min.insync.replicas``), the scenario's clients (idempotent acks=all sends,
   polls) and a final reader, all writing one history in the checker's schema;
-- the broker's ``leader`` and ``high-watermark`` observations, in that history too;
+- the broker's ``leader`` and ``high-watermark`` observations, in that history too
+  (its ``vote`` and ``elected`` moments only feed ``kill-at`` faults);
 - the invariants of :mod:`._sim_invariants`, checked after every event.
+
+Of the scenario's ``settings`` it honours ``election_jitter_ms``.
 """
 
 from __future__ import annotations
@@ -43,7 +46,16 @@ from rift_chaos.sim.scenario import Scenario
 __all__ = ["BrokerSimHarness", "BrokerSimSystem", "BrokerSimNode", "simulation_system"]
 
 
-def node_config(node_id: int, voters: tuple[int, ...], *, incarnation: str) -> NodeConfig:
+ELECTION_TIMEOUT_MS = 450
+
+
+def node_config(
+    node_id: int,
+    voters: tuple[int, ...],
+    *,
+    incarnation: str,
+    election_timeout_ms: int = ELECTION_TIMEOUT_MS,
+) -> NodeConfig:
     """Timings scaled down (about 10x faster than the defaults) for short scenarios."""
     return NodeConfig(
         node_id=node_id,
@@ -51,7 +63,7 @@ def node_config(node_id: int, voters: tuple[int, ...], *, incarnation: str) -> N
         host="sim",
         port=9000 + node_id,
         incarnation=incarnation,
-        raft=RaftConfig(election_timeout_ms=450, heartbeat_interval_ms=150),
+        raft=RaftConfig(election_timeout_ms=election_timeout_ms, heartbeat_interval_ms=150),
         controller=ControllerConfig(session_timeout_ms=1_600),
         replication=ReplicationConfig(
             replica_lag_time_max_ms=1_000, replica_fetch_wait_ms=400, request_timeout_ms=600
@@ -62,9 +74,25 @@ def node_config(node_id: int, voters: tuple[int, ...], *, incarnation: str) -> N
 
 
 class BrokerSimSystem:
-    """The SimSystem: brokers ``n1..nN`` (node ids 1..N), each with a lasting disk."""
+    """The SimSystem: brokers ``n1..nN`` (node ids 1..N), each with a lasting disk.
 
-    def __init__(self, nodes: tuple[str, ...], *, invariants: Invariants | None = None) -> None:
+    A follower campaigns after ``election_timeout_ms`` plus up to ``election_jitter_ms``
+    (drawn per election) without its leader; the broker's own choice is a jitter as
+    long as the timeout, and a short one makes candidates collide (split votes).
+    """
+
+    def __init__(
+        self,
+        nodes: tuple[str, ...],
+        *,
+        invariants: Invariants | None = None,
+        election_timeout_ms: int = ELECTION_TIMEOUT_MS,
+        election_jitter_ms: int | None = None,
+    ) -> None:
+        self.election_timeout_ms = election_timeout_ms
+        self.election_jitter_ms = (
+            election_timeout_ms if election_jitter_ms is None else max(1, election_jitter_ms)
+        )
         self.names = {i: name for i, name in enumerate(nodes, start=1)}
         self.ids = {name: i for i, name in self.names.items()}
         self.voters = tuple(self.names)
@@ -80,8 +108,14 @@ class BrokerSimSystem:
             node_id=self.ids[name],
             names=self.names,
             disk=self.disks[name],
-            config=node_config(self.ids[name], self.voters, incarnation=f"{name}-{self._starts}"),
+            config=node_config(
+                self.ids[name],
+                self.voters,
+                incarnation=f"{name}-{self._starts}",
+                election_timeout_ms=self.election_timeout_ms,
+            ),
             invariants=self.invariants,
+            election_jitter_ms=self.election_jitter_ms,
         )
         self.live[name] = node
         return node
@@ -96,7 +130,12 @@ class BrokerSimHarness:
 
     def __init__(self, scenario: Scenario, *, client_settings: ClientSettings | None = None):
         self.scenario = scenario
-        self.system = BrokerSimSystem(scenario.nodes)
+        settings = scenario.settings
+        self.system = BrokerSimSystem(
+            scenario.nodes,
+            election_timeout_ms=settings.get("election_timeout_ms", ELECTION_TIMEOUT_MS),
+            election_jitter_ms=settings.get("election_jitter_ms"),
+        )
         self._client_settings = client_settings
         self._final: FinalReader | None = None
         self._shared: Shared | None = None
@@ -150,11 +189,43 @@ class BrokerSimHarness:
 
     @property
     def final_read_done(self) -> bool:
-        return self._final is not None and self._final.done
+        """The final read finished, and the cluster is settled enough to be judged.
+
+        The end-of-run invariants read each partition's leader; judged in the middle
+        of a leadership change (a broker fenced after a lost heartbeat, say) there
+        would be no leader, or a new one whose high watermark has yet to catch up.
+        """
+        return self._final is not None and self._final.done and not self.unsettled()
+
+    def unsettled(self) -> list[str]:
+        """Why the cluster is not settled: per partition of the committed metadata,
+        its leader must lead at that epoch and have replicated its whole log."""
+        live = {name: n.node for name, n in self.system.live.items() if n.node is not None}
+        controller = next((node for node in live.values() if node.raft.is_leader), None)
+        if controller is None:
+            return ["no Raft leader"]
+        waiting: list[str] = []
+        for (topic, partition), info in sorted(controller.image.partitions.items()):
+            name = self.system.names.get(info.leader)
+            node = live.get(name) if name is not None else None
+            replica = node.replicas._replicas.get((topic, partition)) if node else None
+            leading = replica.leader if replica is not None else None
+            if replica is None or leading is None or leading.leader_epoch != info.leader_epoch:
+                waiting.append(f"{topic}/{partition} has no leader at epoch {info.leader_epoch}")
+            elif leading.high_watermark < replica.log.log_end_offset:
+                waiting.append(
+                    f"{topic}/{partition}: leader {name} has not replicated offsets "
+                    f"{leading.high_watermark}..{replica.log.log_end_offset - 1}"
+                )
+        return waiting
 
     def finish(self) -> list[str]:
         assert self._shared is not None
-        return self.system.invariants.final(self.system.live.values(), self._shared.acked)
+        done = self._final is not None and self._final.done
+        problems = [] if done else ["the final read did not finish"]
+        problems += [f"not settled at the end: {why}" for why in self.unsettled()]
+        live = self.system.live.values()
+        return problems + self.system.invariants.final(live, self._shared.acked)
 
 
 def simulation_system(scenario: Scenario) -> BrokerSimHarness:

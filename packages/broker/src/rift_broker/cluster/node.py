@@ -60,7 +60,7 @@ from rift_broker.controller import (
     PartitionInfo,
     RegisterReply,
     RegisterRequest,
-    encode_record,
+    encode_records,
 )
 from rift_broker.raft import (
     AppendEntries,
@@ -308,8 +308,10 @@ class ClusterNode:
         self, decision: Decision[Any], *, now_ms: int, reply_to: ControllerReply | None
     ) -> None:
         last: int | None = None
-        for record in decision.records:
-            result = self.raft.propose(encode_record(record))
+        if decision.records:
+            # One entry for the whole decision: its records commit together or not at
+            # all (see rift_broker.controller._records).
+            result = self.raft.propose(encode_records(decision.records))
             if isinstance(result, NotLeader):
                 self.controller.on_leadership(
                     is_leader=False, term=self.raft.term, log_end=0, now_ms=now_ms

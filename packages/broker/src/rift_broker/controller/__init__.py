@@ -46,7 +46,9 @@ from rift_broker.controller._records import (
     RegisterBroker,
     UnfenceBroker,
     decode_record,
+    decode_records,
     encode_record,
+    encode_records,
 )
 from rift_broker.controller._sessions import BrokerSessions
 
@@ -62,6 +64,8 @@ __all__ = [
     "PartitionChange",
     "encode_record",
     "decode_record",
+    "encode_records",
+    "decode_records",
     # the image
     "MetadataImage",
     "BrokerInfo",

@@ -25,9 +25,10 @@ its term, so the view is exact). Activation gives every registered broker a full
 heartbeat session, so a failover does not fence the cluster.
 
 Requests (``register``, ``heartbeat``, ``create_topic``, ``alter_partition``)
-and ``tick`` return a ``Decision``: records to propose, in order, with
-``encode_record``, and a reply. The driver sends the reply once the last record
-is committed (applied), or at once if there are none. If a proposal is refused
+and ``tick`` return a ``Decision``: records to propose as one Raft entry, with
+``encode_records`` (they commit together or not at all), and a reply. The driver
+sends the reply once that entry is committed (applied), or at once if there are
+none. If a proposal is refused
 (``NotLeader``), it answers ``NOT_CONTROLLER`` and calls
 ``on_leadership(is_leader=False, ...)``. A standby controller answers every
 request with ``NOT_CONTROLLER``.
@@ -86,7 +87,8 @@ class ControllerConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Decision(Generic[R]):
-    """Propose ``records`` in order; reply with ``reply`` once they are committed."""
+    """Propose ``records``, in order, as one entry; reply with ``reply`` once it is
+    committed."""
 
     reply: R
     records: tuple[MetadataRecord, ...] = ()

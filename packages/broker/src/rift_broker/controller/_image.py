@@ -29,7 +29,7 @@ from rift_broker.controller._records import (
     PartitionRecord,
     RegisterBroker,
     UnfenceBroker,
-    decode_record,
+    decode_records,
 )
 from rift_broker.raft import NOOP
 
@@ -104,13 +104,15 @@ class MetadataImage:
     # -- the state machine ---------------------------------------------------
 
     def apply_entry(self, index: int, command: bytes) -> bool:
-        """Apply one committed Raft entry (a no-op or an encoded record)."""
+        """Apply one committed Raft entry (a no-op, or the encoded records of one
+        decision, in order); return whether any of them changed the image."""
         if index <= self.applied_index:
             return False  # already reflected (e.g. replayed after a snapshot)
         self.applied_index = index
         if command == NOOP:
             return False
-        return self.apply(decode_record(command))
+        changed = [self.apply(record) for record in decode_records(command)]
+        return any(changed)
 
     def apply(self, record: MetadataRecord) -> bool:
         """Apply ``record``; return whether it changed the image."""

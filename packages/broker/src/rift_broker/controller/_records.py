@@ -5,6 +5,12 @@ active controller and applied, in log order, by every node's ``MetadataImage``.
 They encode as one JSON object with a ``"type"`` key (sorted keys, no spaces), so
 the bytes in the log are stable and readable in a hex dump.
 
+The records of one controller decision are one Raft entry (``encode_records``: the
+record alone, or a JSON array of several), so they commit together or not at all,
+like KRaft's atomic record batches: a controller that dies half-way through
+replicating a decision must not leave its successor a topic without partitions,
+or a broker fenced while its partitions keep the fenced leader.
+
 =================  ==========================================================
 record             meaning
 =================  ==========================================================
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +44,8 @@ __all__ = [
     "MetadataRecord",
     "encode_record",
     "decode_record",
+    "encode_records",
+    "decode_records",
 ]
 
 #: The leader of a partition that has none (Kafka's -1).
@@ -120,12 +129,41 @@ def encode_record(record: MetadataRecord) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
 
+def encode_records(records: Sequence[MetadataRecord]) -> bytes:
+    """One Raft command for ``records`` (at least one), applied all in one step."""
+    if not records:
+        raise ValueError("a decision with no records proposes nothing")
+    if len(records) == 1:
+        return encode_record(records[0])
+    return b"[" + b",".join(encode_record(r) for r in records) + b"]"
+
+
+def decode_records(data: bytes) -> list[MetadataRecord]:
+    """Decode ``encode_records``'s (or ``encode_record``'s) bytes, in order."""
+    if not data.startswith(b"["):
+        return [decode_record(data)]
+    try:
+        items = json.loads(data)
+    except ValueError as e:
+        raise ValueError(f"not a metadata record batch: {data[:80]!r}") from e
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"not a metadata record batch: {data[:80]!r}")
+    return [_decode_fields(item, data) for item in items]
+
+
 def decode_record(data: bytes) -> MetadataRecord:
     """Decode ``encode_record``'s bytes; raise ``ValueError`` for anything else."""
     try:
-        fields: dict[str, Any] = json.loads(data)
+        fields: Any = json.loads(data)
+    except ValueError as e:
+        raise ValueError(f"not a metadata record: {data[:80]!r}") from e
+    return _decode_fields(fields, data)
+
+
+def _decode_fields(fields: Any, data: bytes) -> MetadataRecord:
+    try:
         cls = _TYPES[fields.pop("type")]
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except (KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"not a metadata record: {data[:80]!r}") from e
     for name, value in fields.items():
         if isinstance(value, list):  # JSON has no tuples

@@ -17,6 +17,9 @@ Faults act on this world directly:
   dropped until it restarts. restart: a fresh process from the system's factory.
 - pause: events for the node are held back (as a SIGSTOPped process's socket buffers
   and timers are) and replayed, in order, on resume.
+- clog: messages to or from the node are held back when they arrive (the node
+  itself runs on: its timers fire, it sends) and delivered, in order, on unclog -
+  a link so congested that everything it carries arrives late, all at once.
 - clock: a per-node offset added to ``now_ms`` the node sees.
 - partitions: the network's grudge.
 
@@ -37,14 +40,14 @@ from rift_chaos.sim._network import LinkFaults, SimNetwork
 from rift_chaos.sim._node import NodeContext, Observation, Send, SetTimer, SimNode, SimSystem
 
 
-@dataclass(order=True, slots=True)
+@dataclass(slots=True)
 class _Event:
     time_ms: int
     seq: int
-    kind: str = field(compare=False)  # start | deliver | timer | call
-    node: str = field(compare=False)
-    incarnation: int = field(compare=False)
-    payload: Any = field(compare=False)
+    kind: str  # start | deliver | timer | call
+    node: str
+    incarnation: int
+    payload: Any
 
 
 @dataclass(slots=True)
@@ -77,9 +80,13 @@ class Simulation:
         self.now_ms = 0
         self._rng = random.Random(seed)
         self.network = SimNetwork(rng=random.Random(self._rng.getrandbits(64)), faults=faults)
-        self._queue: list[_Event] = []
+        # (time, seq, event): tuples compare in C, and seq is unique, so the event
+        # itself is never compared.
+        self._queue: list[tuple[int, int, _Event]] = []
         self._seq = 0
         self._nodes: dict[str, _NodeState] = {n: _NodeState() for n in nodes}
+        self._clogged: set[str] = set()
+        self._clog_held: list[_Event] = []  # deliveries to or from a clogged node
         self._node_rng: dict[str, random.Random] = {
             n: random.Random(self._rng.getrandbits(64)) for n in nodes
         }
@@ -156,6 +163,22 @@ class Simulation:
         for event in held:  # replay now, in their original order
             self._push(event.kind, event.node, 0, event.payload, incarnation=event.incarnation)
 
+    def clog(self, name: str) -> None:
+        self._clogged.add(name)
+        self._record(f"clog {name}")
+
+    def unclog(self, name: str) -> None:
+        if name not in self._clogged:
+            return
+        self._clogged.discard(name)
+        self._record(f"unclog {name}")
+        held, self._clog_held = self._clog_held, []
+        for event in held:  # deliver now, in their original order, unless still clogged
+            if event.payload[0] in self._clogged or event.node in self._clogged:
+                self._clog_held.append(event)
+            else:
+                self._push("deliver", event.node, 0, event.payload, incarnation=event.incarnation)
+
     def set_clock_offset(self, name: str, offset_ms: int) -> None:
         self._nodes[name].clock_offset_ms = offset_ms
         self._record(f"clock {name} {offset_ms:+d}ms")
@@ -178,9 +201,9 @@ class Simulation:
     def run(self, *, until_ms: int, max_steps: int = 10_000_000) -> None:
         """Process events until virtual time passes ``until_ms`` or nothing is left."""
         while self._queue and self.steps < max_steps:
-            if self._queue[0].time_ms > until_ms:
+            if self._queue[0][0] > until_ms:
                 break
-            event = heapq.heappop(self._queue)
+            event = heapq.heappop(self._queue)[2]
             self.now_ms = event.time_ms
             self._dispatch(event)
         self.now_ms = max(self.now_ms, until_ms)
@@ -193,9 +216,8 @@ class Simulation:
 
     def _push(self, kind: str, node: str, delay_ms: int, payload: Any, *, incarnation: int) -> int:
         self._seq += 1
-        heapq.heappush(
-            self._queue, _Event(self.now_ms + delay_ms, self._seq, kind, node, incarnation, payload)
-        )
+        event = _Event(self.now_ms + delay_ms, self._seq, kind, node, incarnation, payload)
+        heapq.heappush(self._queue, (event.time_ms, event.seq, event))
         return self._seq
 
     def _record(self, line: str, detail: Callable[[], str] | None = None) -> None:
@@ -232,6 +254,9 @@ class Simulation:
         elif event.kind == "deliver":
             src, message = event.payload
             if not state.up:
+                return
+            if self._clogged and (src in self._clogged or event.node in self._clogged):
+                self._clog_held.append(event)
                 return
             if self.network.blocked(src=src, dst=event.node):
                 self._record(f"drop {src}->{event.node} {type(message).__name__}")

@@ -6,9 +6,12 @@ system's harness:
 1. build the :class:`Simulation` (seeded with the scenario's seed) and let the
    harness add its client processes, then boot every node;
 2. schedule each fault's start and end as calls in virtual time, logged to the
-   history as nemesis operations; at ``fault_end_ms`` heal everything (network,
-   clocks, paused and killed nodes);
-3. run until the harness's final read is done (or ``final_read_limit_ms`` more);
+   history as nemesis operations (a ``kill-at`` fault watches the observations
+   between the two for its moment, and kills and restarts the node that reported
+   it); at ``fault_end_ms`` heal everything (network, clocks, paused and killed
+   nodes);
+3. run until the harness's final read is done and the system has settled (or
+   ``FINAL_READ_LIMIT_MS`` more);
 4. judge: an invariant the harness raised during the run, the harness's end-of-run
    invariants, then the checker on the history. Any of them makes the run fail.
 
@@ -17,6 +20,7 @@ The outcome carries the trace hash: the same scenario gives the same hash.
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 import traceback
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rift_chaos.nemesis import grudge as shapes
+from rift_chaos.sim._node import Observation
 from rift_chaos.sim._simulation import Simulation
 from rift_chaos.sim.scenario import (
     Fault,
@@ -94,8 +99,8 @@ def run_scenario(
             sim.run(until_ms=sim.now_ms + 250)
         if not harness.final_read_done:
             problems.append(
-                f"the final read did not finish within {FINAL_READ_LIMIT_MS}ms after healing "
-                "(the cluster did not recover)"
+                f"the final read did not finish, or the system did not settle, within "
+                f"{FINAL_READ_LIMIT_MS}ms after healing (the cluster did not recover)"
             )
         problems.extend(harness.finish())
     except InvariantViolation as exc:
@@ -143,8 +148,16 @@ def _schedule(sim: Simulation, scenario: Scenario, history: HistoryWriter, harne
 
         return run
 
+    kills = _KillsAt(sim, scenario, nemesis)
+    sim.observers.append(kills.observe)
     for index, fault in enumerate(scenario.faults):
         label = f"fault{index}"
+        if fault.kind == "kill-at":
+            sim.call_at(fault.start_ms, functools.partial(kills.arm, fault), label=f"{label}-arm")
+            sim.call_at(
+                fault.end_ms, functools.partial(kills.disarm, fault), label=f"{label}-disarm"
+            )
+            continue
         start, stop = _actions(sim, fault, harness, scenario.nodes)
         sim.call_at(
             fault.start_ms,
@@ -162,9 +175,57 @@ def _schedule(sim: Simulation, scenario: Scenario, history: HistoryWriter, harne
         for name in scenario.nodes:
             sim.set_clock_offset(name, 0)
             sim.resume(name)
+            sim.unclog(name)
             sim.restart(name)
 
     sim.call_at(scenario.fault_end_ms, nemesis("heal", None, heal_all), label="heal-all")
+
+
+class _KillsAt:
+    """The ``kill-at`` faults: while armed, each kills every node that reports its moment.
+
+    The kill runs as its own event right after the one in which the node reported
+    (whatever the node sent then is on the wire), and the restart ``down_ms`` later,
+    at the latest when the faults end. Overlapping faults on one moment do not
+    multiply: the earliest armed one acts.
+    """
+
+    def __init__(
+        self,
+        sim: Simulation,
+        scenario: Scenario,
+        nemesis: Callable[[str, Any, Callable[[], None]], Callable[[], None]],
+    ) -> None:
+        self._sim = sim
+        self._nodes = frozenset(scenario.nodes)
+        self._until_ms = scenario.fault_end_ms
+        self._nemesis = nemesis
+        self._armed: list[Fault] = []
+        self._dying: set[str] = set()
+
+    def arm(self, fault: Fault) -> None:
+        self._armed.append(fault)
+
+    def disarm(self, fault: Fault) -> None:
+        self._armed = [f for f in self._armed if f is not fault]
+
+    def observe(self, now_ms: int, observation: Observation) -> None:
+        name = observation.node
+        if name not in self._nodes or name in self._dying:
+            return
+        fault = next((f for f in self._armed if observation.kind in f.points), None)
+        if fault is None:
+            return
+        sim, value = self._sim, f"{fault.describe()} -> {name}"
+        self._dying.add(name)
+
+        def kill() -> None:
+            self._dying.discard(name)
+            sim.kill(name)
+
+        sim.call_at(now_ms, self._nemesis("start-kill-at", value, kill), label="kill-at")
+        restart = self._nemesis("stop-kill-at", value, lambda: sim.restart(name))
+        sim.call_at(min(now_ms + fault.down_ms, self._until_ms), restart, label="kill-at-restart")
 
 
 def _actions(
@@ -188,6 +249,8 @@ def _actions(
         return (lambda: sim.kill(resolve())), (lambda: sim.restart(target[0]))
     if fault.kind == "pause":
         return (lambda: sim.pause(resolve())), (lambda: sim.resume(target[0]))
+    if fault.kind == "clog":
+        return (lambda: sim.clog(resolve())), (lambda: sim.unclog(target[0]))
     return (lambda: sim.set_clock_offset(target[0], fault.offset_ms)), (
         lambda: sim.set_clock_offset(target[0], 0)
     )

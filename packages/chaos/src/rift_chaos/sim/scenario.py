@@ -9,10 +9,16 @@ nodes' randomness).
 Faults use the real nemesis vocabulary: partitions are grudges built by
 :mod:`rift_chaos.nemesis.grudge` (halves, random halves, isolate one node, the
 majorities ring, bridge, one-way), and a node can be killed (losing its unsynced
-writes, the last one maybe torn) and restarted, paused and resumed, or have its
-clock jumped. Every fault has a start and an end; all faults end, and every node is
-up and healed, at ``fault_end_ms``; then the cluster gets ``settle_ms`` to recover
-before the final read.
+writes, the last one maybe torn) and restarted, paused and resumed, clogged (its
+messages held up, then delivered all at once: a deposed leader's stale answers
+arrive after the cluster moved on) or have its clock jumped. A kill can also be
+aimed at a moment the system reports instead of a time (``kill-at``: whoever just
+granted a vote, won an election, took over a partition), and a scenario may turn
+timing knobs of the system (a short election jitter, for split votes): a forgotten
+promise shows only when a node dies right after making it and comes back while the
+round it belonged to is still going on. Every fault has a start and an end; all
+faults end, and every node is up and healed, at ``fault_end_ms``; then the cluster
+gets ``settle_ms`` to recover before the final read.
 
 A system plugs into the simulator with a *harness factory*
 (:class:`SimHarnessFactory`): given a scenario, it returns a :class:`SimHarness`
@@ -60,7 +66,13 @@ PARTITION_SHAPES = (
     "bridge",
     "one-way",
 )
-FAULT_KINDS = ("partition", "kill", "pause", "clock")
+FAULT_KINDS = ("partition", "kill", "pause", "clock", "kill-at", "clog")
+#: Moments a system may report (as observations of that kind) for ``kill-at`` faults:
+#: ``vote`` - it granted its vote to a candidate in a leader election (the answer has
+#: left); ``elected`` - it won an election of its consensus quorum; ``leader`` - it
+#: took over as the leader of a partition (shard). A system that never reports a
+#: moment is simply never killed at it.
+KILL_POINTS = ("vote", "elected", "leader")
 
 #: The attribute (on the System class, or in its module's ``sim`` submodule) naming the
 #: simulation harness factory.
@@ -77,10 +89,20 @@ class Fault:
 
     ``kind`` is ``partition`` (``grudge`` says who drops whom, ``shape`` how it was
     drawn), ``kill`` (``node`` dies, losing unsynced writes; restarted at the end),
-    ``pause`` (SIGSTOP / SIGCONT) or ``clock`` (``node``'s clock jumps by
-    ``offset_ms``, and back at the end). With ``leader`` set, a kill, a pause or an
-    ``isolate-leader`` partition hits whichever node leads when the fault starts (the
-    harness says, see :class:`LeaderAware`); ``node`` is the fallback.
+    ``pause`` (SIGSTOP / SIGCONT), ``clock`` (``node``'s clock jumps by
+    ``offset_ms``, and back at the end) or ``clog`` (every message to or from
+    ``node`` is held up until the end, then arrives at once; the node runs on). With
+    ``leader`` set, a kill, a pause, a clog or an ``isolate-leader`` partition hits
+    whichever node leads when the fault starts (the harness says, see
+    :class:`LeaderAware`); ``node`` is the fallback.
+
+    ``kill-at`` is a kill aimed at moments instead of a time: between ``start_ms``
+    and ``end_ms``, every node that reports one of ``points`` (see
+    :data:`KILL_POINTS`) is killed right after the event in which it reported it -
+    losing whatever it had not synced - and restarted ``down_ms`` later. A short
+    ``down_ms`` brings the node back while the round the moment belonged to (an
+    election, say) is still going on, which is when forgetting a promise does harm;
+    killing voters and winners alike keeps elections coming.
     """
 
     kind: str
@@ -91,9 +113,13 @@ class Fault:
     grudge: tuple[tuple[str, tuple[str, ...]], ...] = ()
     offset_ms: int = 0
     leader: bool = False
+    points: tuple[str, ...] = ()
+    down_ms: int = 0
 
     def describe(self) -> str:
-        if self.kind == "partition" and self.leader:
+        if self.kind == "kill-at":
+            what = f"kill at {'/'.join(self.points)}, down {self.down_ms}ms,"
+        elif self.kind == "partition" and self.leader:
             what = "partition isolate-leader"
         elif self.kind == "partition":
             cut = ", ".join(f"{dst}!{'/'.join(srcs)}" for dst, srcs in self.grudge if srcs)
@@ -116,7 +142,13 @@ class ClientOp:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Scenario:
-    """Everything one simulated run needs; a pure function of ``seed`` when drawn."""
+    """Everything one simulated run needs; a pure function of ``seed`` when drawn.
+
+    ``settings`` are knobs of the system under test that a scenario may turn; a
+    harness honours those it has and ignores the rest. Drawn ones:
+    ``election_jitter_ms``, the longest random delay a follower adds to its election
+    timeout (the system's own choice when absent).
+    """
 
     seed: int
     nodes: tuple[str, ...]
@@ -152,6 +184,8 @@ class Scenario:
             f"{self.link.max_latency_ms}ms loss {self.link.loss:.3f} "
             f"dup {self.link.duplicate:.3f}, faults until {self.fault_end_ms}ms"
         )
+        if self.settings:
+            head += ", " + ", ".join(f"{k}={v}" for k, v in sorted(self.settings.items()))
         return [head, *(f"  fault {f.describe()}" for f in self.faults)]
 
 
@@ -177,6 +211,12 @@ def draw_scenario(seed: int, *, fault_window_ms: int | None = None) -> Scenario:
             t += rng.randint(20, 300)
     ops.sort(key=lambda op: (op.at_ms, op.process))
     faults = _draw_faults(rng, nodes, window)
+    settings: dict[str, int] = {}
+    if rng.random() < 0.5:
+        # A follower campaigns after its election timeout plus a random jitter. A short
+        # jitter makes candidates collide (split votes, several candidates per term):
+        # the contested elections where a lost vote does harm.
+        settings["election_jitter_ms"] = rng.randint(20, 150)
     return Scenario(
         seed=seed,
         nodes=nodes,
@@ -187,6 +227,7 @@ def draw_scenario(seed: int, *, fault_window_ms: int | None = None) -> Scenario:
         ops=tuple(ops),
         faults=tuple(faults),
         fault_end_ms=window,
+        settings=settings,
     )
 
 
@@ -194,7 +235,17 @@ def _draw_faults(rng: random.Random, nodes: tuple[str, ...], window: int) -> lis
     faults: list[Fault] = []
     count = rng.randint(0, 6)
     for _ in range(count):
-        kind = rng.choices(FAULT_KINDS, weights=(4, 4, 2, 1))[0]
+        kind = rng.choices(FAULT_KINDS, weights=(4, 4, 3, 1, 3, 3))[0]
+        if kind == "kill-at":
+            # Often armed from boot on: the first election, when every node campaigns
+            # at about the same time, is the most contested.
+            start = rng.choice((rng.randint(1, 1_000), rng.randint(1, max(2, window - 500))))
+            end = min(start + rng.randint(500, 6_000), window)
+            chosen = rng.sample(KILL_POINTS, rng.randint(1, len(KILL_POINTS)))
+            points = tuple(p for p in KILL_POINTS if p in chosen)
+            down = rng.choice((rng.randint(0, 20), rng.randint(0, 300)))
+            faults.append(Fault(kind=kind, start_ms=start, end_ms=end, points=points, down_ms=down))
+            continue
         start = rng.randint(1_500, max(1_501, window - 500))
         # Short faults hit elections and in-flight writes; long ones outlast timeouts.
         length = rng.choice((rng.randint(20, 400), rng.randint(400, 6_000)))
@@ -246,9 +297,14 @@ class SimHarness(Protocol):
     The runner builds a :class:`Simulation` on ``system``, calls :meth:`install`
     (add client processes, hook observers; they write ``history``), boots it, plays
     the fault schedule, heals, calls :meth:`start_final_read` and runs until
-    :attr:`final_read_done`. The harness raises :class:`InvariantViolation` from
-    inside the simulation the moment an invariant breaks (it is checked at every
-    step), and :meth:`finish` returns what end-of-run invariants found.
+    :attr:`final_read_done` - the final read finished and the system is settled
+    enough for its end-of-run invariants (not, say, half-way through moving a
+    leader). The harness raises :class:`InvariantViolation` from inside the
+    simulation the moment an invariant breaks (it is checked at every step), and
+    :meth:`finish` returns what end-of-run invariants found.
+
+    To be killed at its moments (``kill-at`` faults), a system reports them from its
+    nodes as observations named as in :data:`KILL_POINTS`.
     """
 
     system: SimSystem
