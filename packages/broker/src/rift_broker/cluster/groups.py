@@ -36,24 +36,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from rift_broker.cluster.driver import ClusterDriver
 from rift_broker.controller import NO_LEADER, CreateTopicRequest
 from rift_broker.group import OFFSETS_TOPIC, OffsetsRecord, partition_for
-from rift_broker.group._batches import SkippedRecords, decode_batches, encode_batch
-from rift_broker.records import InvalidBatchError, iter_batches
+from rift_broker.group._batches import encode_batch
 from rift_broker.replication.messages import ProduceDone
 from rift_broker.server.groups import GroupDriver
+from rift_broker.server.offsets_log import read_offsets_partition
 
-__all__ = ["CoordinatorLocator", "GroupLeadership", "ReplicatedOffsetsLog"]
+__all__ = [
+    "CoordinatorLocator",
+    "GroupLeadership",
+    "ReplicatedOffsetsLog",
+    "leadership_changes",
+]
 
 _log = logging.getLogger("rift_broker.cluster.groups")
 
 _REQUEST_TIMED_OUT = 7
 _COORDINATOR_NOT_AVAILABLE = 15
 _NONE = 0
-_READ_CHUNK = 1 << 20
 
 Located = tuple[int, int, str, int]  # error code, node id, host, port
 
@@ -91,34 +95,25 @@ class ReplicatedOffsetsLog:
         log = self._cluster.node.replicas.log(OFFSETS_TOPIC, partition)
         if log is None:
             return []
-        records: list[OffsetsRecord] = []
-        skipped = SkippedRecords()
-        offset, end = log.log_start_offset, log.log_end_offset
-        while offset < end:
-            chunk = log.read(offset, max_bytes=_READ_CHUNK)
-            if not chunk:
-                break
-            try:
-                records.extend(decode_batches(chunk, skipped))
-                headers = [h for _, h in iter_batches(chunk, validate=False)]
-            except InvalidBatchError as e:  # recovery validated the log: a bug or bit rot
-                _log.error("%s-%d: stopped reading at %d: %s", OFFSETS_TOPIC, partition, offset, e)
-                break
-            offset = headers[-1].next_offset
-        if skipped.compressed_batches or skipped.keyless_records:
-            _log.warning(
-                "%s-%d: skipped %d compressed batch(es) and %d keyless record(s)",
-                OFFSETS_TOPIC,
-                partition,
-                skipped.compressed_batches,
-                skipped.keyless_records,
-            )
-        return records
+        return read_offsets_partition(
+            partition, log.read, start=log.log_start_offset, end=log.log_end_offset
+        )
 
     async def close(self) -> None:
         """Wait for the appends still running (their answers are timeouts at worst)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def leadership_changes(
+    loaded: Mapping[int, int], led: Mapping[int, int]
+) -> tuple[list[int], list[int]]:
+    """(partitions to unload, partitions to load), from the loaded partitions and the
+    ones led now, each with its leader epoch. A partition led again in another epoch
+    is unloaded and loaded again: another leader may have written to it meanwhile."""
+    unload = sorted(p for p, epoch in loaded.items() if led.get(p) != epoch)
+    load = sorted(p for p in led if p not in loaded or p in unload)
+    return unload, load
 
 
 class GroupLeadership:
@@ -163,16 +158,15 @@ class GroupLeadership:
             if replicas.is_leader(OFFSETS_TOPIC, p):
                 assignment = replicas.assignment(OFFSETS_TOPIC, p)
                 led[p] = assignment.leader_epoch if assignment is not None else -1
-        for p, epoch in list(self._epochs.items()):
-            if led.get(p) != epoch:
-                self._groups.unload(p)
-                del self._epochs[p]
-                _log.info("no longer coordinator of %s-%d (epoch %d)", OFFSETS_TOPIC, p, epoch)
-        for p, epoch in led.items():
-            if p not in self._epochs:
-                self._groups.load(p)
-                self._epochs[p] = epoch
-                _log.info("coordinator of %s-%d in epoch %d", OFFSETS_TOPIC, p, epoch)
+        unload, load = leadership_changes(self._epochs, led)
+        for p in unload:
+            epoch = self._epochs.pop(p)
+            self._groups.unload(p)
+            _log.info("no longer coordinator of %s-%d (epoch %d)", OFFSETS_TOPIC, p, epoch)
+        for p in load:
+            self._groups.load(p)
+            self._epochs[p] = led[p]
+            _log.info("coordinator of %s-%d in epoch %d", OFFSETS_TOPIC, p, led[p])
 
     async def _run(self) -> None:
         while True:

@@ -37,10 +37,50 @@ from rift_broker.server.partition import Partition
 from rift_broker.server.registry import Topic, TopicRegistry
 from rift_broker.server.topics import TopicSpec
 
-__all__ = ["ensure_offsets_topic", "LocalOffsetsLog", "MemoryOffsetsLog", "PendingAppend"]
+__all__ = [
+    "ensure_offsets_topic",
+    "read_offsets_partition",
+    "LocalOffsetsLog",
+    "MemoryOffsetsLog",
+    "PendingAppend",
+]
 
 _log = logging.getLogger("rift_broker.groups")
 _READ_CHUNK = 1 << 20
+
+
+def read_offsets_partition(
+    partition: int, read: Callable[..., bytes], *, start: int, end: int
+) -> list[OffsetsRecord]:
+    """The records of ``__consumer_offsets``-``partition`` from ``start`` to ``end``,
+    in log order; ``read(offset, max_bytes=...)`` returns whole batches from the
+    one holding ``offset``. The local and the replicated storage both read this way."""
+    records: list[OffsetsRecord] = []
+    skipped = SkippedRecords()
+    offset = start
+    while offset < end:
+        chunk = read(offset, max_bytes=_READ_CHUNK)
+        if not chunk:
+            break
+        try:
+            records.extend(decode_batches(chunk, skipped))
+            last = None
+            for _position, header in iter_batches(chunk, validate=False):
+                last = header
+        except InvalidBatchError as e:  # recovery validated the log: a bug or bit rot
+            _log.error("%s-%d: stopped reading at %d: %s", OFFSETS_TOPIC, partition, offset, e)
+            break
+        assert last is not None
+        offset = last.next_offset
+    if skipped.compressed_batches or skipped.keyless_records:
+        _log.warning(
+            "%s-%d: skipped %d compressed batch(es) and %d keyless record(s)",
+            OFFSETS_TOPIC,
+            partition,
+            skipped.compressed_batches,
+            skipped.keyless_records,
+        )
+    return records
 
 
 def ensure_offsets_topic(registry: TopicRegistry, *, partitions: int, now_ms: int) -> Topic:
@@ -107,33 +147,9 @@ class LocalOffsetsLog:
 
     def read(self, partition: int) -> list[OffsetsRecord]:
         target = self._partition(partition)
-        records: list[OffsetsRecord] = []
-        skipped = SkippedRecords()
-        offset = target.log_start_offset
-        end = target.high_watermark
-        while offset < end:
-            chunk = target.read(offset, max_bytes=_READ_CHUNK)
-            if not chunk:
-                break
-            try:
-                records.extend(decode_batches(chunk, skipped))
-                last = None
-                for _position, header in iter_batches(chunk, validate=False):
-                    last = header
-            except InvalidBatchError as e:  # recovery validated the log: a bug or bit rot
-                _log.error("%s-%d: stopped reading at %d: %s", OFFSETS_TOPIC, partition, offset, e)
-                break
-            assert last is not None
-            offset = last.next_offset
-        if skipped.compressed_batches or skipped.keyless_records:
-            _log.warning(
-                "%s-%d: skipped %d compressed batch(es) and %d keyless record(s)",
-                OFFSETS_TOPIC,
-                partition,
-                skipped.compressed_batches,
-                skipped.keyless_records,
-            )
-        return records
+        return read_offsets_partition(
+            partition, target.read, start=target.log_start_offset, end=target.high_watermark
+        )
 
     async def close(self, *, timeout_s: float = 10.0) -> None:
         """Wait (bounded) for the completions still running, while the partitions are
