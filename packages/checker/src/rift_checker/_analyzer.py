@@ -283,8 +283,6 @@ def _acked(  # noqa: PLR0917 - on the hot path, where positional calls are cheap
 ) -> None:
     """Fold in that ``op`` of ``process`` wrote ``v`` and got it acked at ``offset`` of ``tp``."""
     st.acked[v] = (tp, offset)
-    if v not in st.read:
-        st.unread[v] = None
     tops = st.reach_top[tp]
     if tops and tops[-1] >= offset:
         # Offset ``offset`` or a later one had been shown already: had it been by
@@ -420,7 +418,6 @@ def _fold_read(  # noqa: PLR0917 - on the hot path, where positional calls are c
         if positions is None:
             positions = st.positions[process] = {}
     read = st.read
-    forget = st.unread.pop
     tps = st.tps
     val_at = st.val_at
     max_read = st.max_read
@@ -470,7 +467,6 @@ def _fold_read(  # noqa: PLR0917 - on the hot path, where positional calls are c
                 st.place(tp, o, v, op)
             if v not in read:
                 read[v] = op
-                forget(v, None)
         if prev > top:  # noqa: PLR1730
             top = prev
         if top > max_read[tp][0]:

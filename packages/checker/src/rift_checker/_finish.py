@@ -25,8 +25,9 @@ def finish_writes(st: LogState) -> int:
     """Add lost-write, unseen and failed-write-read cases; return the unknown count."""
     read = st.read
     unknown = 0
-    for v in st.unread:
-        tp, offset = st.acked[v]
+    for v, (tp, offset) in st.acked.items():  # in ack order
+        if v in read:
+            continue
         top, reader = st.max_read[tp]
         name = st.tp_names[tp]
         if top > offset:

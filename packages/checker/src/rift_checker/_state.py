@@ -54,7 +54,6 @@ class LogState:
         self.failed: dict[Any, int] = {}  # value -> send op id that completed fail
         self.unknown: dict[Any, int] = {}  # value -> send op id that ended info (or never)
         self.read: dict[Any, int] = {}  # value -> first op that read it
-        self.unread: dict[Any, None] = {}  # acked values no read returned yet, in ack order
         self.final_tps: set[int] = set()
         self.gaps: list[tuple[int, int, int, int, int]] = []  # tp, lo, hi, op before, op after
         self.last_send: list[dict[Any, tuple[int, int]]] = []  # per tp: process -> (offset, op)

@@ -293,3 +293,31 @@ def test_the_reader_hands_out_the_ops_before_a_bad_line(tmp_path):
         seen.extend(r)
     assert [op.id for op in seen] == [0]
     assert info.value.line == 4
+
+
+_INVOKE = '{"index":%d,"time":0,"type":"invoke","process":%d,"f":"poll"}'
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        # two events on one line, and one event over two lines: as many values as
+        # lines, yet not one per line
+        (_INVOKE % (0, 0) + " " + _INVOKE % (1, 1)).encode()
+        + b'\n{"index":2,"time":0,\n"type":"invoke","process":2,"f":"poll"}\n',
+        (_INVOKE % (0, 0) + " " + _INVOKE % (1, 1) + "\n\n").encode(),
+        (_INVOKE % (0, 0) + " " + _INVOKE % (1, 1) + "\n" + _INVOKE % (2, 2) + "\n").encode(),
+        (_INVOKE % (0, 0) + "\n  \n" + _INVOKE % (1, 1) + "\n").encode(),
+        (_INVOKE % (0, 0) + "\n" + _INVOKE % (1, 1) + " \n").encode(),
+        ("\n".join(_INVOKE % (i, i) for i in range(5)) + "\n").encode(),
+        (_INVOKE % (0, 0) + '\n{"index":1}\n').encode(),
+    ],
+)
+def test_a_block_decodes_as_its_lines_one_by_one(block):
+    model = msgspec.json.Decoder(decode.ModelLine)
+    lines = block.split(b"\n")[:-1]
+
+    def shown(items: list[Any]) -> list[Any]:
+        return [repr(x) if isinstance(x, ValueError) else x for x in items]
+
+    assert shown(decode.decode_block(block, model)) == shown(decode.decode_lines(lines, model))
