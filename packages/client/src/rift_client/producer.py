@@ -109,6 +109,9 @@ class Producer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh: set[str] = set()
         self._closed = False
+        # Per topic: the TopicInfo last used and its partitions with a leader.
+        self._available: dict[str, tuple[TopicInfo, list[int]]] = {}
+        self._tps: dict[tuple[str, int], TopicPartition] = {}
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -187,8 +190,15 @@ class Producer:
             headers=tuple(headers),
             timestamp_ms=int(time.time() * 1000) if timestamp_ms is None else timestamp_ms,
         )
+        info = self.cluster.topics.get(topic)
+        available_parts = self._available.get(topic) if info is not None else None
         try:
-            info = await self._topic(topic)
+            if available_parts is None or available_parts[0] is not info:
+                info = await self._topic(topic)
+                # TopicInfo is immutable and replaced on every refresh: the partitions
+                # with a leader are worked out once per version, not per record.
+                available_parts = (info, [p.partition for p in info.partitions if p.leader >= 0])
+                self._available[topic] = available_parts
         except ClientError as exc:
             future.set_result(
                 DeliveryReport(
@@ -200,23 +210,24 @@ class Producer:
                 )
             )
             return future
+        assert info is not None
         count = len(info.partitions)
         size = estimate_size(record)
         if partition is not None and not 0 <= partition < count:
             raise InvalidArgument(f"topic {topic!r} has partitions 0..{count - 1}, not {partition}")
         if partition is None:
-            available_parts = [p.partition for p in info.partitions if p.leader >= 0]
+            available = available_parts[1]
             partition = self._partitioner.partition(
-                topic, key, partitions=count, available=available_parts
+                topic, key, partitions=count, available=available
             )
-            tp = TopicPartition(topic=topic, partition=partition)
-            if key is None and self._acc.needs_new_batch(tp, record, size=size):
+            if key is None and self._acc.needs_new_batch(
+                self._tp(topic, partition), record, size=size
+            ):
                 self._partitioner.on_new_batch(topic, previous=partition, partitions=count)
                 partition = self._partitioner.partition(
-                    topic, key, partitions=count, available=available_parts
+                    topic, key, partitions=count, available=available
                 )
-        tp = TopicPartition(topic=topic, partition=partition)
-        self._acc.append(tp, record, future, now=self._now(), size=size)
+        self._acc.append(self._tp(topic, partition), record, future, now=self._now(), size=size)
         self._idle.clear()
         self._wakeup.set()
         return future
@@ -269,6 +280,14 @@ class Producer:
             if self._now() + self.policy.delay(attempts) >= give_up:
                 raise error
             await asyncio.sleep(self.policy.delay(attempts))
+
+    def _tp(self, topic: str, partition: int) -> TopicPartition:
+        """One shared TopicPartition per partition (it is immutable)."""
+        key = (topic, partition)
+        tp = self._tps.get(key)
+        if tp is None:
+            tp = self._tps[key] = TopicPartition(topic=topic, partition=partition)
+        return tp
 
     # --- the sender ----------------------------------------------------------
 
