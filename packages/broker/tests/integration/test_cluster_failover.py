@@ -148,6 +148,11 @@ def test_leader_sigkill_loses_nothing_and_old_leader_rejoins(cluster: LocalClust
         followers = [n for i, n in cluster.nodes.items() if i != old_leader]
         for node in followers:
             node.signal(signal.SIGSTOP)
+        # A follower's fetch may be parked on the leader (replica_fetch_wait_ms, 500 ms
+        # by default): the leader would answer it with the acks=1 batches, and that
+        # answer, waiting in the stopped follower's socket, would be appended after
+        # SIGCONT, so no tail would diverge. Let every parked fetch expire first.
+        time.sleep(1.0)
         try:
             with sync.Producer(
                 cluster.nodes[old_leader].bootstrap, acks=1, request_timeout_ms=5000

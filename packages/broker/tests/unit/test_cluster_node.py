@@ -39,7 +39,7 @@ class Net:
         disk = self.disks[n]
         store = FileRaftStorage(storage=disk, directory=f"/n{n}/meta")
 
-        def open_log(topic: str, partition: int):
+        def open_log(topic: str, partition: int, configs=()):
             log = PartitionLog.open(
                 f"/n{n}/{topic}-{partition}", config=LogConfig(), storage=disk, now_ms=self.now
             )

@@ -27,6 +27,7 @@ from rift_broker.replication.messages import (
     ProposeIsr,
     SendToPeer,
 )
+from rift_broker.server.topics import topic_log_config
 from rift_broker.storage import MemoryStorage
 
 T, P = "t", 0
@@ -34,7 +35,7 @@ CONFIG = ReplicationConfig(replica_lag_time_max_ms=1000, replica_fetch_wait_ms=2
 
 
 class Cluster:
-    def __init__(self, nodes=(1, 2, 3), *, min_isr: int = 2) -> None:
+    def __init__(self, nodes=(1, 2, 3), *, min_isr: int = 2, configs=()) -> None:
         self.now = 0
         self.disks = {n: MemoryStorage() for n in nodes}
         self.managers = {n: self._manager(n) for n in nodes}
@@ -47,6 +48,7 @@ class Cluster:
             leader_epoch=0,
             partition_epoch=0,
             min_insync_replicas=min_isr,
+            configs=configs,
         )
         self.queue: deque[tuple[int, Effect]] = deque()
         self.done: dict[int, ProduceDone] = {}
@@ -56,7 +58,7 @@ class Cluster:
         self.publish()
 
     def _manager(self, node: int) -> ReplicaManager:
-        def open_log(topic: str, partition: int):
+        def open_log(topic: str, partition: int, configs=()):
             log = PartitionLog.open(
                 f"/n{node}/{topic}-{partition}",
                 config=LogConfig(),
@@ -293,3 +295,116 @@ def test_after_a_tick_no_deadline_is_already_due() -> None:
             c.push(node, manager.tick(now_ms=c.now))
             assert manager.next_deadline(now_ms=c.now) > c.now, node
         c.drain()
+
+
+# -- retention while replicating ---------------------------------------------------
+
+
+class RetentionCluster(Cluster):
+    """Topic configs set small segments (one 1-record batch each) and size retention."""
+
+    TOPIC_CONFIGS = (("segment.bytes", "200"), ("retention.bytes", "400"))
+
+    def __init__(self) -> None:
+        super().__init__(configs=self.TOPIC_CONFIGS)
+
+    def _manager(self, node: int) -> ReplicaManager:
+        def open_log(
+            topic: str, partition: int, configs: tuple[tuple[str, str], ...]
+        ) -> tuple[PartitionLog, ProducerStateTable]:
+            config = topic_log_config(LogConfig(retention_ms=-1), dict(configs))
+            log = PartitionLog.open(
+                f"/n{node}/{topic}-{partition}",
+                config=config,
+                storage=self.disks[node],
+                now_ms=self.now,
+            )
+            return log, ProducerStateTable()
+
+        return ReplicaManager(node_id=node, open_log=open_log, config=CONFIG)
+
+    def maintain(self) -> None:
+        for node, manager in self.managers.items():
+            if node not in self.cut:
+                manager.maintain(now_ms=self.now, wall_ms=self.now)
+
+    def log(self, node: int) -> PartitionLog:
+        log = self.managers[node].log(T, P)
+        assert log is not None
+        return log
+
+
+def produce_many(c: Cluster, node: int, count: int, *, start: int = 0, acks: int = -1) -> None:
+    for i in range(start, start + count):
+        c.produce(node, [f"v{i:03d}".encode() + b"." * 45], acks=acks)
+        c.advance(50)
+
+
+def test_every_replica_deletes_old_segments_and_keeps_the_tail() -> None:
+    c = RetentionCluster()
+    produce_many(c, 1, 10)
+    assert all(c.log(n).log_end_offset == 10 for n in (1, 2, 3))
+    assert c.log(1).config.retention_bytes == 400  # the topic's config reached the log
+    c.maintain()
+    for n in (1, 2, 3):
+        log = c.log(n)
+        assert log.log_start_offset > 0, n
+        assert log.size_bytes >= 400
+        values = c.values(n)
+        assert values == [f"v{i:03d}".encode() + b"." * 45 for i in range(log.log_start_offset, 10)]
+
+
+def test_the_leader_never_deletes_at_or_past_its_high_watermark() -> None:
+    c = RetentionCluster()
+    produce_many(c, 1, 3)
+    c.cut.update({2, 3})  # followers fetch nothing: the HW stays at 3
+    produce_many(c, 1, 7, start=3, acks=1)
+    leader = c.log(1)
+    assert c.managers[1].high_watermark(T, P) == 3
+    assert leader.log_end_offset == 10
+    c.maintain()
+    # Size retention alone would keep only the last few segments; the HW holds it at 3.
+    assert leader.log_start_offset == 3
+    assert leader.segment_base_offsets[0] == 3
+
+
+def test_a_follower_behind_the_leaders_start_restarts_there_and_catches_up() -> None:
+    c = RetentionCluster()
+    produce_many(c, 1, 3)
+    c.cut.add(3)
+    produce_many(c, 1, 20, start=3)  # node 3 leaves the ISR; the rest commits
+    c.advance(1500)
+    assert 3 not in c.assignment.isr
+    c.maintain()
+    start = c.log(1).log_start_offset
+    assert start > c.log(3).log_end_offset == 3  # deleted past the follower's end
+    c.cut.clear()
+    c.advance(2000)
+    follower = c.log(3)
+    assert follower.log_start_offset == start
+    assert follower.log_end_offset == 23
+    assert c.values(3) == c.values(1)
+    assert 3 in c.assignment.isr
+    # It serves as a leader from there, idempotence aside.
+    c.elect(3)
+    rid = c.produce(3, [b"after"])
+    c.advance(200)
+    assert c.done[rid].error == NONE
+    assert c.values(3)[-1] == b"after"
+
+
+def test_a_follower_raises_its_log_start_to_the_leaders() -> None:
+    c = RetentionCluster()
+    produce_many(c, 1, 10)
+    c.managers[1].maintain(now_ms=c.now, wall_ms=c.now)  # only the leader deletes
+    leader_start = c.log(1).log_start_offset
+    assert leader_start > 0
+    assert c.log(2).log_start_offset == 0
+    produce_many(c, 1, 1, start=10)  # the next fetch responses carry the new start
+    c.advance(300)
+    for n in (2, 3):
+        assert c.log(n).log_start_offset == leader_start, n
+        assert c.log(n).segment_base_offsets[0] == 0  # deleted at the next round
+    c.maintain()
+    for n in (2, 3):
+        assert c.log(n).segment_base_offsets[0] >= leader_start, n

@@ -247,7 +247,9 @@ class BrokerSimNode:
 
     # -- helpers ------------------------------------------------------------------
 
-    def _open_log(self, topic: str, partition: int) -> tuple[PartitionLog, ProducerStateTable]:
+    def _open_log(
+        self, topic: str, partition: int, configs: tuple[tuple[str, str], ...] = ()
+    ) -> tuple[PartitionLog, ProducerStateTable]:
         log = PartitionLog.open(
             f"/data/{topic}-{partition}", config=LOG_CONFIG, storage=self.disk, now_ms=self._mono
         )

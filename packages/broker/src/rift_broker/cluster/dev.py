@@ -325,7 +325,8 @@ def read_observations(path: Path, *, node: int) -> list[dict[str, Any]]:
 
 
 def read_partition_log(data_dir: Path, topic: str, partition: int) -> bytes:
-    """Every batch of a stopped node's partition log, as stored (for comparing replicas)."""
+    """Every batch of a stopped node's partition log from its log start offset, as
+    stored (for comparing replicas)."""
     from rift_broker.log import LogConfig, PartitionLog
     from rift_broker.storage import OsStorage
 
@@ -336,9 +337,9 @@ def read_partition_log(data_dir: Path, topic: str, partition: int) -> bytes:
         now_ms=time.time_ns() // 1_000_000,
     )
     try:
-        if log.log_end_offset == 0:
+        if log.log_end_offset == log.log_start_offset:
             return b""
-        return log.read(0, max_bytes=1 << 30)
+        return log.read(log.log_start_offset, max_bytes=1 << 30)
     finally:
         log.close()
 

@@ -7,7 +7,9 @@ the task: runs what was queued, ticks the node if a deadline passed, persists ev
 Raft ``Ready`` (in a worker thread: it fsyncs) before ``advance`` lets its messages
 out, then sends the outbox and carries out the effects — log fsyncs in worker
 threads (their completion comes back through the queue), produce and topic
-answers to the waiting handlers, observations to the log.
+answers to the waiting handlers, observations to the log. Log maintenance
+(:meth:`ClusterDriver.maintain`: segment rolling by age and retention) runs as one
+more thunk on the same task, every maintenance interval.
 
 Handlers wait on futures: a produce resolves when the replica manager answers it
 (acks=1 after the leader's fsync, acks=all once the high watermark covers it);
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -30,9 +33,11 @@ from rift_broker.cluster.node import ClusterNode, CreateTopicDone, NodeConfig
 from rift_broker.cluster.raft_store import FileRaftStorage
 from rift_broker.cluster.transport import PeerTransport
 from rift_broker.controller import CreateTopicReply, CreateTopicRequest
+from rift_broker.group import OFFSETS_TOPIC
 from rift_broker.log import LogConfig, LogError, PartitionLog
 from rift_broker.producer_state import ProducerStateTable
-from rift_broker.replication.messages import NeedFlush, Observed, ProduceDone
+from rift_broker.replication.messages import Maintained, NeedFlush, Observed, ProduceDone
+from rift_broker.server.topics import topic_log_config
 from rift_broker.storage import OsStorage
 
 _log = logging.getLogger("rift_broker.cluster")
@@ -40,6 +45,25 @@ _log = logging.getLogger("rift_broker.cluster")
 
 def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
+
+
+def wall_clock_ms() -> int:
+    """Record timestamps are wall-clock times: time retention compares with this."""
+    return time.time_ns() // 1_000_000
+
+
+def replica_log_config(base: LogConfig, topic: str, configs: dict[str, str]) -> LogConfig:
+    """A replica's log settings: the broker's, overridden by its topic's configs."""
+    try:
+        config = topic_log_config(base, configs)
+    except ValueError as e:  # the controller does not check configs: never crash here
+        _log.error("topic %s has invalid log configs (%s); using the broker's", topic, e)
+        config = base
+    if topic == OFFSETS_TOPIC:
+        # Committed offsets are kept forever, whatever the broker's defaults: without
+        # compaction, retention would delete a quiet group's last commit.
+        config = dataclasses.replace(config, retention_ms=-1, retention_bytes=-1)
+    return config
 
 
 class ClusterDriver:
@@ -139,6 +163,23 @@ class ClusterDriver:
         )
         return future
 
+    def maintain(self) -> asyncio.Future[list[Maintained]]:
+        """Roll aged segments and apply retention on every replica, on the node's task."""
+        future: asyncio.Future[list[Maintained]] = asyncio.get_running_loop().create_future()
+
+        def run() -> None:
+            if future.done():
+                return
+            try:
+                done = self.node.maintain(now_ms=monotonic_ms(), wall_ms=wall_clock_ms())
+            except Exception as e:  # handed to the caller, who logs it
+                future.set_exception(e)
+            else:
+                future.set_result(done)
+
+        self._submit(run)
+        return future
+
     def create_topic(self, request: CreateTopicRequest) -> asyncio.Future[CreateTopicReply]:
         self._next_request += 1
         rid = self._next_request
@@ -157,12 +198,16 @@ class ClusterDriver:
     def _on_peer(self, message: Any) -> None:
         self._submit(lambda: self.node.receive(message, monotonic_ms()))
 
-    def _open_log(self, topic: str, partition: int) -> tuple[PartitionLog, ProducerStateTable]:
+    def _open_log(
+        self, topic: str, partition: int, configs: tuple[tuple[str, str], ...]
+    ) -> tuple[PartitionLog, ProducerStateTable]:
+        # The log is given the monotonic clock, like every append the node makes:
+        # a segment's age is measured against the time its first batch arrived.
         log = PartitionLog.open(
             f"{self._data_dir}/{topic}-{partition}",
-            config=self._log_config,
+            config=replica_log_config(self._log_config, topic, dict(configs)),
             storage=self._storage,
-            now_ms=time.time_ns() // 1_000_000,
+            now_ms=monotonic_ms(),
         )
         producers = ProducerStateTable.from_headers(h for _, h in log.batches_headers())
         return log, producers

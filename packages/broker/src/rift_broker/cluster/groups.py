@@ -221,7 +221,12 @@ class CoordinatorLocator:
             topic=OFFSETS_TOPIC,
             partitions=self._partitions,
             replication_factor=replication,
-            configs=(("min.insync.replicas", str(min(self._min_insync, replication))),),
+            configs=(
+                ("min.insync.replicas", str(min(self._min_insync, replication))),
+                # Retention off, as on a single broker (see server.offsets_log).
+                ("retention.ms", "-1"),
+                ("retention.bytes", "-1"),
+            ),
         )
         _log.info(
             "creating %s: %d partitions, replication factor %d",

@@ -18,6 +18,7 @@ The driver's loop, the same for the asyncio server and the simulator::
         node.advance(ready, now)                   # sends, applies, reconciles
     for dst, message in node.take_outbox(): send it
     for effect in node.take_effects(): flush logs, answer clients, record facts
+    every maintenance interval: node.maintain(now, wall clock)   # roll, retention
 
 Metadata flows one way: committed Raft entries are applied to the controller's
 image, and every partition whose committed state changed is handed to the replica
@@ -77,7 +78,12 @@ from rift_broker.raft import (
     VoteRequest,
     VoteResponse,
 )
-from rift_broker.replication import PartitionAssignment, ReplicaManager, ReplicationConfig
+from rift_broker.replication import (
+    Maintained,
+    PartitionAssignment,
+    ReplicaManager,
+    ReplicationConfig,
+)
 from rift_broker.replication._state import OpenLog
 from rift_broker.replication.messages import (
     Effect,
@@ -268,6 +274,10 @@ class ClusterNode:
 
     def on_flush_failed(self, *, topic: str, partition: int, now_ms: int) -> None:
         self._apply_effects(self.replicas.on_flush_failed(topic=topic, partition=partition), now_ms)
+
+    def maintain(self, *, now_ms: int, wall_ms: int) -> list[Maintained]:
+        """Periodic log maintenance of every replica (see ``ReplicaManager.maintain``)."""
+        return self.replicas.maintain(now_ms=now_ms, wall_ms=wall_ms)
 
     def create_topic(self, *, request_id: int, request: CreateTopicRequest, now_ms: int) -> None:
         if not self._call(request, now_ms, request_id=request_id):
@@ -468,6 +478,7 @@ class ClusterNode:
                 leader_epoch=info.leader_epoch,
                 partition_epoch=info.partition_epoch,
                 min_insync_replicas=int(configs.get("min.insync.replicas", "1")),
+                configs=topic.configs if topic is not None else (),
             )
             self._apply_effects(self.replicas.apply(assignment, now_ms=now_ms), now_ms)
 

@@ -14,7 +14,8 @@ success for lost data.
 
 Side files in the partition directory, each replaced atomically:
 ``leader-epoch-checkpoint`` (written when an epoch starts or is truncated away),
-``log-start-offset`` (written by retention before it deletes segments) and
+``log-start-offset`` (written before retention deletes segments, when a follower
+advances its start to its leader's, or restarts its log there) and
 ``recovery-point`` (see ``recovery.py``). The log is not thread-safe: drive it
 from one thread, except ``FlushTicket.run``.
 """
@@ -425,8 +426,12 @@ class PartitionLog:
         segment.synced_size = -1
         self.flush()
 
-    def apply_retention(self, now_ms: int) -> int:
-        """Delete whole expired or excess segments (never the active one); return how many."""
+    def apply_retention(self, now_ms: int, *, max_offset: int | None = None) -> int:
+        """Delete whole expired or excess segments (never the active one); return how many.
+
+        With ``max_offset`` (a replica's high watermark), only segments whose every
+        offset is below it may go.
+        """
         self._check()
         count = retention.deletable_segments(
             [
@@ -438,6 +443,7 @@ class PartitionLog:
             config=self.config,
             now_ms=now_ms,
             log_start_offset=self._log_start,
+            max_offset=max_offset,
         )
         if count == 0:
             return 0
@@ -453,6 +459,64 @@ class PartitionLog:
         if self._epochs.truncate_from_start(new_start):
             self._persist_epochs()
         return count
+
+    def advance_log_start(self, offset: int) -> bool:
+        """Move the log start up to ``offset`` (a follower following its leader's start).
+
+        Records below it become unreadable at once; the segments wholly below it go
+        at the next :meth:`apply_retention`. Returns whether the start moved.
+        ``offset`` must not pass the flushed offset: a start beyond durable data
+        would promise records a crash can take back.
+        """
+        self._check()
+        if offset <= self._log_start:
+            return False
+        if offset > self._flushed:
+            raise OffsetOutOfRangeError(
+                f"cannot start the log at {offset}, beyond its flushed offset {self._flushed}"
+            )
+        write_checkpoint(self._storage, f"{self.directory}/{LOG_START_FILE}", [str(offset)])
+        self._log_start = offset
+        if self._epochs.truncate_from_start(offset):
+            self._persist_epochs()
+        return True
+
+    def truncate_fully_and_start_at(self, offset: int, *, now_ms: int) -> None:
+        """Drop every record and restart the log, empty, at ``offset``.
+
+        A follower does this when its leader's log starts beyond the follower's end
+        (retention deleted what the follower still had to fetch): nothing it holds
+        can be kept contiguous with what it fetches next. Durable on return. Crash
+        safety: the new start is persisted first, so recovery deletes whichever old
+        segments survive a crash (they lie wholly below it).
+        """
+        self._check()
+        if offset < self.log_end_offset:
+            raise OffsetOutOfRangeError(
+                f"cannot restart the log at {offset}, below its end {self.log_end_offset}"
+            )
+        write_checkpoint(self._storage, f"{self.directory}/{LOG_START_FILE}", [str(offset)])
+        write_checkpoint(self._storage, f"{self.directory}/{RECOVERY_POINT_FILE}", [str(offset)])
+        for old in self._segments:
+            old.delete()
+        segment = Segment(
+            storage=self._storage,
+            directory=self.directory,
+            base_offset=offset,
+            index_interval_bytes=self.config.index_interval_bytes,
+        )
+        if not segment.is_empty:  # a stale file under the new name: never ours to keep
+            segment.truncate_at(0)
+        segment.rolling_ms = now_ms
+        self._segments = [segment]
+        self._bases = [offset]
+        self._log_start = offset
+        self._recovery_point = offset
+        self._flushed = offset
+        self._epochs = LeaderEpochCache()
+        self._persist_epochs()
+        segment.synced_size = -1
+        self.flush()
 
     # -- epochs --
 

@@ -18,9 +18,14 @@ from rift_broker.replication._leader import (
     LeaderPartition,
     ReplicaProgress,
 )
+from rift_broker.replication._retention import (
+    follower_log_start,
+    out_of_range_restart,
+    retention_limit,
+)
 from rift_broker.replication._state import ReadResult, ReplicationConfig
 from rift_broker.replication.manager import ReplicaManager
-from rift_broker.replication.messages import PartitionAssignment
+from rift_broker.replication.messages import Maintained, PartitionAssignment
 
 __all__ = [
     "ReplicaManager",
@@ -34,4 +39,8 @@ __all__ = [
     "FollowerPartition",
     "EpochEndOffset",
     "truncation_offset",
+    "retention_limit",
+    "follower_log_start",
+    "out_of_range_restart",
+    "Maintained",
 ]

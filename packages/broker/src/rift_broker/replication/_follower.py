@@ -83,6 +83,14 @@ class FollowerPartition:
         self.high_watermark = min(self.high_watermark, log_end_offset)
         self.truncated = True
 
+    def on_restarted(self, *, log_end_offset: int) -> None:
+        """The log was emptied and restarted at the leader's log start,
+        ``log_end_offset``; every offset below it is committed (the leader's log
+        start never passes its high watermark), so that is the HW too."""
+        self.log_end_offset = log_end_offset
+        self.high_watermark = log_end_offset
+        self.truncated = True
+
     def on_fetched(self, *, log_end_offset: int, leader_high_watermark: int) -> None:
         """Records were appended from a fetch response (or none were)."""
         if not self.truncated:

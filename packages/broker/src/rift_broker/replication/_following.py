@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from rift_broker.log import LogError, PartitionLog
+from rift_broker.producer_state import ProducerStateTable
 from rift_broker.records import InvalidBatchError, iter_batches
 from rift_broker.replication._follower import EpochEndOffset, truncation_offset
+from rift_broker.replication._retention import follower_log_start, out_of_range_restart
 from rift_broker.replication._state import (
     Replica,
     ReplicaBase,
 )
 from rift_broker.replication.messages import (
     NONE,
+    OFFSET_OUT_OF_RANGE,
     Effect,
     EpochAnswer,
     EpochQuery,
@@ -99,11 +102,18 @@ class FollowerSide(ReplicaBase):
         if not follower.truncated or replica.inflight_deadline is None:
             return []  # a duplicate or late answer
         replica.inflight_deadline = None
+        log = replica.log
+        if response.error == OFFSET_OUT_OF_RANGE and not replica.flushing:
+            restart = out_of_range_restart(
+                log_end_offset=log.log_end_offset,
+                leader_log_start_offset=response.log_start_offset,
+            )
+            if restart is not None:
+                return self._restart_at(replica, restart, now_ms)
         if response.error != NONE:
             # Back off (newer metadata may arrive meanwhile), then start over.
             replica.inflight_deadline = now_ms + self.config.replica_fetch_backoff_ms
             return []
-        log = replica.log
         out: list[Effect] = []
         if response.records:
             try:
@@ -122,8 +132,36 @@ class FollowerSide(ReplicaBase):
             log_end_offset=log.log_end_offset, leader_high_watermark=response.high_watermark
         )
         replica.last_hw = follower.high_watermark
+        start = follower_log_start(
+            log_start_offset=log.log_start_offset,
+            leader_log_start_offset=response.log_start_offset,
+            high_watermark=follower.high_watermark,
+            flushed_offset=log.flushed_offset,
+        )
+        if start > log.log_start_offset:
+            try:
+                log.advance_log_start(start)
+            except LogError:
+                replica.inflight_deadline = now_ms + self.config.request_timeout_ms
+                return []
         out += self._fetch(replica, now_ms)
         return out
+
+    def _restart_at(self, replica: Replica, offset: int, now_ms: int) -> list[Effect]:
+        """The leader's log starts past ours: empty the log, restart it at ``offset``."""
+        follower = replica.follower
+        assert follower is not None
+        try:
+            replica.log.truncate_fully_and_start_at(offset, now_ms=now_ms)
+        except LogError:
+            replica.inflight_deadline = now_ms + self.config.request_timeout_ms
+            return []
+        # Every batch it knew of is gone; producer state comes back with the batches
+        # it fetches from here on (like a restart without a producer snapshot).
+        replica.producers = ProducerStateTable()
+        follower.on_restarted(log_end_offset=offset)
+        replica.last_hw = follower.high_watermark
+        return self._fetch(replica, now_ms)
 
 
 def _epoch_end(log: PartitionLog, epoch: int) -> EpochEndOffset:

@@ -37,7 +37,7 @@ class LeaderSide(ReplicaBase):
             return [SendToPeer(message=self._fetch_error(request, error))]
         leader, log = replica.leader, replica.log
         if request.fetch_offset > log.log_end_offset or request.fetch_offset < log.log_start_offset:
-            return [SendToPeer(message=self._fetch_error(request, OFFSET_OUT_OF_RANGE))]
+            return [SendToPeer(message=self._out_of_range(replica, request))]
         out: list[Effect] = []
         moved, change = leader.on_follower_fetch(
             follower=request.src, fetch_offset=request.fetch_offset, now_ms=now_ms
@@ -58,8 +58,10 @@ class LeaderSide(ReplicaBase):
         leader, log = replica.leader, replica.log
         if leader is None:
             return self._fetch_error(request, NOT_LEADER_OR_FOLLOWER)
+        if request.fetch_offset < log.log_start_offset:
+            return self._out_of_range(replica, request)  # retention passed it while parked
         records = b""
-        if log.log_start_offset <= request.fetch_offset < log.log_end_offset:
+        if request.fetch_offset < log.log_end_offset:
             records = log.read(request.fetch_offset, max_bytes=request.max_bytes)
         return ReplicaFetchResponse(
             src=self.node_id,
@@ -71,6 +73,22 @@ class LeaderSide(ReplicaBase):
             high_watermark=leader.high_watermark,
             log_start_offset=log.log_start_offset,
             records=records,
+        )
+
+    def _out_of_range(self, replica: Replica, request: ReplicaFetchRequest) -> ReplicaFetchResponse:
+        """OFFSET_OUT_OF_RANGE with this leader's log start and high watermark: a
+        follower below the start restarts its log there (see ``_retention``)."""
+        assert replica.leader is not None
+        return ReplicaFetchResponse(
+            src=self.node_id,
+            dst=request.src,
+            topic=request.topic,
+            partition=request.partition,
+            leader_epoch=replica.leader.leader_epoch,
+            error=OFFSET_OUT_OF_RANGE,
+            high_watermark=replica.leader.high_watermark,
+            log_start_offset=replica.log.log_start_offset,
+            records=b"",
         )
 
     def _fetch_error(self, request: ReplicaFetchRequest, error: int) -> ReplicaFetchResponse:

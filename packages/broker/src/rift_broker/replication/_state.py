@@ -73,7 +73,9 @@ class Replica:
     last_hw: int = -1
 
 
-OpenLog = Callable[[str, int], tuple[PartitionLog, ProducerStateTable]]
+# ``open_log(topic, partition, topic_configs)``: the replica's log, opened (recovered)
+# with the topic's settings, and the producer state rebuilt from it.
+OpenLog = Callable[[str, int, tuple[tuple[str, str], ...]], tuple[PartitionLog, ProducerStateTable]]
 
 
 class ReplicaBase:

@@ -34,6 +34,11 @@ predecessor appended.
 An empty replica fetch is parked on the leader until data arrives or
 ``replica_fetch_wait_ms`` passes, so idle followers do not spin. A follower whose
 request got no answer within ``request_timeout_ms`` sends it again.
+
+:meth:`ReplicaManager.maintain`, called periodically, rolls aged segments and
+applies retention on every replica, never past its high watermark; followers
+follow the leader's log start, and one the leader's retention left behind restarts
+its log at the leader's start (see :mod:`rift_broker.replication._retention`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from rift_broker.records import InvalidBatchError, parse_header
 from rift_broker.replication._follower import FollowerPartition
 from rift_broker.replication._following import FollowerSide
 from rift_broker.replication._leader import LeaderPartition
+from rift_broker.replication._retention import retention_limit
 from rift_broker.replication._serving import LeaderSide
 from rift_broker.replication._state import (
     OpenLog,
@@ -62,6 +68,7 @@ from rift_broker.replication.messages import (
     UNKNOWN_TOPIC_OR_PARTITION,
     Effect,
     EpochQuery,
+    Maintained,
     PartitionAssignment,
     PeerMessage,
     ProduceDone,
@@ -92,7 +99,9 @@ class ReplicaManager(LeaderSide, FollowerSide):
         if self.node_id not in assignment.replicas:
             return self._fail_waiters(replica, NOT_LEADER_OR_FOLLOWER) if replica else []
         if replica is None:
-            log, producers = self._open_log(assignment.topic, assignment.partition)
+            log, producers = self._open_log(
+                assignment.topic, assignment.partition, assignment.configs
+            )
             replica = Replica(assignment=assignment, log=log, producers=producers)
             self._replicas[key] = replica
         old = replica.assignment
@@ -286,6 +295,44 @@ class ReplicaManager(LeaderSide, FollowerSide):
             if replica.follower is not None and replica.inflight_deadline is not None:
                 deadlines.append(replica.inflight_deadline)
         return min(deadlines)
+
+    def maintain(self, *, now_ms: int, wall_ms: int) -> list[Maintained]:
+        """Roll aged segments and apply retention on every replica; what changed.
+
+        ``now_ms`` is the clock appends are given (segment age is measured with
+        it); ``wall_ms`` the wall clock that record timestamps are compared with
+        (time retention). Retention never deletes at or past the replica's
+        :func:`retention_limit`. A replica with an fsync in flight keeps its
+        segments this round: they must not be deleted under a running flush.
+        """
+        out: list[Maintained] = []
+        for (topic, partition), replica in self._replicas.items():
+            log = replica.log
+            if log.stopped:
+                continue
+            try:
+                rolled = log.maybe_roll(now_ms)
+                deleted = 0
+                if not replica.flushing:
+                    limit = retention_limit(
+                        high_watermark=self._high_watermark(replica),
+                        flushed_offset=log.flushed_offset,
+                    )
+                    deleted = log.apply_retention(wall_ms, max_offset=limit)
+            except (LogError, OSError) as error:
+                out.append(Maintained(topic=topic, partition=partition, error=str(error)))
+                continue
+            if rolled or deleted:
+                out.append(
+                    Maintained(
+                        topic=topic,
+                        partition=partition,
+                        rolled=rolled,
+                        deleted=deleted,
+                        log_start_offset=log.log_start_offset,
+                    )
+                )
+        return out
 
     def reject_isr_change(self, *, topic: str, partition: int) -> None:
         replica = self._replicas.get((topic, partition))

@@ -43,6 +43,9 @@ class PartitionAssignment:
     leader_epoch: int
     partition_epoch: int
     min_insync_replicas: int = 1
+    # The topic's configs (retention.ms, segment.bytes, ...): read when the replica's
+    # log is opened.
+    configs: tuple[tuple[str, str], ...] = ()
 
 
 # -- peer messages -------------------------------------------------------------
@@ -145,3 +148,15 @@ class Observed:
 
 
 Effect = SendToPeer | ProduceDone | NeedFlush | ProposeIsr | Observed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Maintained:
+    """What a maintenance round did to one replica's log (for the driver to log)."""
+
+    topic: str
+    partition: int
+    rolled: bool = False
+    deleted: int = 0  # segments deleted by retention
+    log_start_offset: int = -1
+    error: str | None = None

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from rift_broker.log import LogConfig, PartitionLog
 from rift_broker.server.config import BrokerConfig
 from rift_broker.server.partition import Partition
-from rift_broker.server.topics import TopicSpec
+from rift_broker.server.topics import TopicSpec, topic_log_config
 from rift_broker.storage import OsStorage, Storage
 
 __all__ = ["Topic", "TopicRegistry", "log_config_for"]
@@ -46,17 +46,7 @@ def log_config_for(spec: TopicSpec, config: BrokerConfig) -> LogConfig:
     values["group_commit_max_wait_ms"] = round(config.group_commit_max_wait_ms)
     values["group_commit_max_batch"] = config.group_commit_max_batch
     values["max_batch_bytes"] = min(config.max_request_bytes, (1 << 31) - 1)
-    mapping = {
-        "segment.bytes": "segment_bytes",
-        "segment.ms": "segment_ms",
-        "retention.ms": "retention_ms",
-        "retention.bytes": "retention_bytes",
-        "max.message.bytes": "max_batch_bytes",
-    }
-    for key, attribute in mapping.items():
-        if key in spec.configs:
-            values[attribute] = int(spec.configs[key])
-    return LogConfig(**values)  # type: ignore[arg-type]
+    return topic_log_config(LogConfig(**values), spec.configs)  # type: ignore[arg-type]
 
 
 class TopicRegistry:

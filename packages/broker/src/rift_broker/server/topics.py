@@ -9,6 +9,7 @@ CreateTopics answer carries for that topic.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -23,8 +24,9 @@ from rift_broker.errors import (
     InvalidReplicationFactor,
     InvalidTopic,
 )
+from rift_broker.log import LogConfig
 
-__all__ = ["MAX_PARTITIONS", "TopicSpec", "validate_topic", "validate_name"]
+__all__ = ["MAX_PARTITIONS", "TopicSpec", "topic_log_config", "validate_topic", "validate_name"]
 
 MAX_PARTITIONS = 10_000
 _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
@@ -68,6 +70,29 @@ _CONFIGS: Mapping[str, Any] = MappingProxyType(
         "unclean.leader.election.enable": _one_of("true", "false"),
     }
 )
+
+
+# Topic configs that set the partition log's settings, and the LogConfig field each sets.
+_LOG_SETTINGS: Mapping[str, str] = MappingProxyType(
+    {
+        "segment.bytes": "segment_bytes",
+        "segment.ms": "segment_ms",
+        "retention.ms": "retention_ms",
+        "retention.bytes": "retention_bytes",
+        "max.message.bytes": "max_batch_bytes",
+    }
+)
+
+
+def topic_log_config(base: LogConfig, configs: Mapping[str, str]) -> LogConfig:
+    """The log settings of a topic: ``base`` (the broker's) overridden by its configs.
+
+    Raises ValueError if a config is not an integer or the result is invalid.
+    """
+    overrides: dict[str, Any] = {
+        attribute: int(configs[key]) for key, attribute in _LOG_SETTINGS.items() if key in configs
+    }
+    return dataclasses.replace(base, **overrides) if overrides else base
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
