@@ -4,34 +4,18 @@ fails over under the new controller."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from rift_broker.cluster.dev import LocalCluster
+from rift_broker.cluster.dev import LocalCluster, wait_until
 from rift_client import TopicInfo, sync
 
 pytestmark = pytest.mark.integration
 
 TOPIC = "ctl"
 PARTITIONS = 3
-
-
-def wait_until(what: str, cond: Callable[[], Any], *, within_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + within_s
-    while True:
-        try:
-            value = cond()
-        except Exception:  # a node still starting or failing over: ask again
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s:g}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def controller_of(bootstrap: str) -> int:

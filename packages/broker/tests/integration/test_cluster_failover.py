@@ -7,32 +7,17 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from rift_broker.cluster.dev import LocalCluster, read_partition_log
+from rift_broker.cluster.dev import LocalCluster, read_partition_log, wait_until
 from rift_client import PartitionInfo, TopicInfo, TopicPartition, sync
 
 pytestmark = pytest.mark.integration
 
 TOPIC = "failover"
-
-
-def wait_until(what: str, cond: Callable[[], Any], *, within_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + within_s
-    while True:
-        try:
-            value = cond()
-        except Exception:  # a node still starting or failing over: ask again
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s:g}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def describe(bootstrap: str, topic: str = TOPIC, partition: int = 0) -> PartitionInfo:

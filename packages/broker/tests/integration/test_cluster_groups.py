@@ -9,13 +9,15 @@ from them and reads every later record exactly once.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rift_broker.cluster import dev
 from rift_broker.cluster.dev import LocalCluster
 from rift_broker.group import OFFSETS_TOPIC, partition_for
 from rift_client import NewTopic, TopicPartition, sync
@@ -29,18 +31,7 @@ GROUP = "cluster-group"
 TPS = [TopicPartition(topic=TOPIC, partition=p) for p in range(PARTITIONS)]
 
 
-def wait_until(what: str, cond: Callable[[], Any], *, within_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + within_s
-    while True:
-        try:
-            value = cond()
-        except Exception:  # a node still starting or failing over: ask again
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s:g}s waiting for {what}")
-        time.sleep(0.2)
+wait_until = functools.partial(dev.wait_until, within_s=60.0, every_s=0.2)
 
 
 @pytest.fixture

@@ -17,13 +17,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rift_broker.cluster.dev import read_observations, read_partition_log
+from rift_broker.cluster.dev import read_observations, read_partition_log, wait_until
 from rift_broker.records import iter_batches
 from rift_client import PartitionInfo, TopicPartition, sync
 
@@ -32,20 +32,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.root]
 TOPIC = "isolated"
 KAFKA_PORT = 9092
 CLUSTER_PORT = 9093
-
-
-def wait_until(what: str, cond: Callable[[], Any], *, within_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + within_s
-    while True:
-        try:
-            value = cond()
-        except Exception:  # a node still starting, failing over or cut off: ask again
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s:g}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def describe(bootstrap: str) -> PartitionInfo:

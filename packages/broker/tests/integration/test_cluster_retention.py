@@ -10,13 +10,14 @@ and catches up (back in the ISR, holding the same batches as the leader).
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from rift_broker.cluster import dev
 from rift_broker.cluster.dev import LocalCluster, read_partition_log
 from rift_broker.records import iter_batches
 from rift_client import PartitionInfo, TopicPartition, sync
@@ -30,18 +31,7 @@ RETENTION_BYTES = 8192
 VALUE = b"." * 150
 
 
-def wait_until(what: str, cond: Callable[[], Any], *, within_s: float = 20.0) -> Any:
-    deadline = time.monotonic() + within_s
-    while True:
-        try:
-            value = cond()
-        except Exception:  # a node still starting or restarting: ask again
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s:g}s waiting for {what}")
-        time.sleep(0.1)
+wait_until = functools.partial(dev.wait_until, within_s=20.0)
 
 
 def describe(bootstrap: str) -> PartitionInfo:

@@ -20,6 +20,7 @@ acknowledged. Waits are bounded by deadlines; nothing asserts on timing.
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import re
@@ -29,12 +30,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rift_broker.cluster.dev import wait_until
 from rift_broker.server import BrokerConfig
 from rift_broker.server.testing import BrokerThread
 
@@ -60,19 +62,7 @@ def _config(data_dir: Path, port: int = 0) -> BrokerConfig:
     )
 
 
-def wait_for(
-    what: str,
-    check: Callable[[], bool],
-    *,
-    explain: Callable[[], str] = str,
-    timeout_s: float = WAIT_S,
-    every_s: float = 0.1,
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{explain()}")
-        time.sleep(every_s)
+wait_for = functools.partial(wait_until, within_s=WAIT_S)
 
 
 class Member:

@@ -23,14 +23,15 @@ bounded by deadlines; nothing asserts on timing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from rift_broker.cluster.dev import wait_until
 from rift_broker.server import BrokerConfig
 from rift_broker.server.broker import Broker
 from rift_broker.server.testing import BrokerThread
@@ -54,19 +55,7 @@ WAIT_S = 90.0  # generous: rebalances on a loaded machine; never a timing assert
 Record = tuple[int, int, str]  # partition, offset, value
 
 
-def wait_for(
-    what: str,
-    check: Callable[[], bool],
-    *,
-    explain: Callable[[], str] = str,
-    timeout_s: float = WAIT_S,
-    every_s: float = 0.1,
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{explain()}")
-        time.sleep(every_s)
+wait_for = functools.partial(wait_until, within_s=WAIT_S)
 
 
 # --- members ---------------------------------------------------------------------

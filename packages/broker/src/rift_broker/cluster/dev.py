@@ -27,10 +27,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from rift_broker.errors import BrokerError, ConfigError
 
@@ -42,6 +42,7 @@ __all__ = [
     "free_ports",
     "read_observations",
     "read_partition_log",
+    "wait_until",
 ]
 
 HOST = "127.0.0.1"
@@ -304,6 +305,37 @@ class LocalCluster:
         for node in self.nodes.values():
             facts.extend(read_observations(node.log_path, node=node.node_id))
         return facts
+
+
+_T = TypeVar("_T")
+
+
+def wait_until(
+    what: str,
+    cond: Callable[[], _T],
+    *,
+    within_s: float = 30.0,
+    every_s: float = 0.1,
+    explain: Callable[[], str] | None = None,
+) -> _T:
+    """Call ``cond`` until it returns something true, and return that.
+
+    A call that raises counts as "not yet" (a node still starting, failing over or
+    cut off). After ``within_s`` it raises AssertionError naming ``what``, followed
+    by ``explain()`` if given.
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            value = cond()
+        except Exception:  # asked again until the deadline
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = f"\n{explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out after {within_s:g}s waiting for {what}{detail}")
+        time.sleep(every_s)
 
 
 def read_observations(path: Path, *, node: int) -> list[dict[str, Any]]:
