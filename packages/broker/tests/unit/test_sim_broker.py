@@ -183,3 +183,22 @@ def test_a_leader_whose_high_watermark_trails_its_epoch_start_does_not_give_an_e
     below = sim_node._read(ReadCall(request_id=2, topic="t", partition=0, offset=0))
     assert below.error == 0  # what lies below the high watermark is served as ever
     assert below.records
+
+
+def test_retention_deletes_segments_during_a_run_and_the_checks_allow_for_it() -> None:
+    settings = {"segment_bytes": 150, "retention_bytes": 150, "maintain_interval_ms": 25}
+    scenario = replace(quiet(1), settings=settings)
+    harness = simulation_system(scenario)
+    outcome = run_scenario(scenario, harness_factory=lambda _: harness, keep_history=True)
+    assert outcome.passed, outcome.problems
+    logs = [n.node.replicas.log("t", 0) for n in harness.system.live.values() if n.node is not None]
+    assert all(log is not None and log.config.segment_bytes == 150 for log in logs)
+    assert all(log is not None and log.log_start_offset > 0 for log in logs)
+    events = [json.loads(line) for line in outcome.history.splitlines()[1:]]
+    (final,) = [e for e in events if e["f"] == "final-read" and e["type"] == "ok"]
+    start = final["value"]["log-start"]["t/0"]
+    assert start > 0
+    assert final["value"]["records"]["t/0"][0][0] == start
+    acked = [e["value"]["offset"] for e in events if e["f"] == "send" and e["type"] == "ok"]
+    assert min(acked) < start  # acknowledged records were deleted, and that is no loss
+    assert check_history(io.StringIO(outcome.history)).valid is True

@@ -51,7 +51,7 @@ def node(
         name=name,
         node=SimpleNamespace(
             raft=raft,
-            replicas=SimpleNamespace(_replicas=replicas),
+            replicas=SimpleNamespace(_replicas=replicas, partitions=lambda: list(replicas)),
             config=SimpleNamespace(incarnation=f"{name}-{incarnation}"),
         ),
     )
@@ -112,3 +112,40 @@ def test_records_below_a_high_watermark_are_the_same_on_every_replica() -> None:
     inv.after_step(node("n3", epoch=1, hw=3, records=(10, 11, 12), follower=True))
     with pytest.raises(InvariantViolation, match="t/0@1 is 99 on n2, not what n1 held there"):
         inv.after_step(node("n2", epoch=1, hw=2, records=(10, 99), follower=True))
+
+
+def start_at(sim_node: Any, offset: int) -> Any:
+    """Delete the records below ``offset`` of the node's t/0, as retention does."""
+    log = sim_node.node.replicas._replicas["t", 0].log
+    log.flush()
+    log.advance_log_start(offset)
+    return sim_node
+
+
+def test_retention_may_delete_up_to_the_committed_offset_not_past_it() -> None:
+    inv = Invariants()
+    inv.after_step(start_at(node("n1", epoch=1, hw=2, records=(10, 11, 12, 13)), 2))
+    # A follower whose own HW lags may start as far as any replica's HW went.
+    inv.after_step(start_at(node("n2", epoch=1, hw=0, records=(10, 11, 12), follower=True), 2))
+    with pytest.raises(InvariantViolation, match="log start of t/0 on n3 passed the committed"):
+        inv.after_step(
+            start_at(node("n3", epoch=1, hw=2, records=(10, 11, 12, 13), follower=True), 3)
+        )
+
+
+def test_acknowledged_records_below_the_retention_floor_are_not_lost() -> None:
+    inv = Invariants()
+    leader = start_at(node("n1", epoch=1, hw=4, records=(10, 11, 12, 13)), 2)
+    inv.after_step(leader)
+    acked = [("t", 0, 0, 10), ("t", 0, 1, 11), ("t", 0, 2, 12), ("t", 0, 3, 13)]
+    assert inv.final([leader], acked) == []
+    # At or above the floor an acknowledged record must still be there.
+    assert inv.final([leader], [("t", 0, 3, 99)]) == [
+        "acknowledged record 99 at t/0@3 is not in the final log of leader n1 (holds 13 there)"
+    ]
+    # Only deletions the invariants saw excuse anything: without them, offset 0 is lost.
+    assert inv.final([leader], acked[:1]) == []
+    fresh = Invariants()
+    assert fresh.final([leader], acked[:1]) == [
+        "acknowledged record 10 at t/0@0 is not in the final log of leader n1 (holds None there)"
+    ]

@@ -31,14 +31,49 @@ def test_scenarios_cover_the_vocabulary() -> None:
     assert any(f.start_ms < 1_000 for f in aimed)  # armed for the first election
 
 
+RETENTION = {"segment_bytes", "retention_bytes", "maintain_interval_ms"}
+
+
 def test_some_scenarios_shorten_the_election_jitter() -> None:
     scenarios = [draw_scenario(seed) for seed in range(100)]
-    jitters = [s.settings["election_jitter_ms"] for s in scenarios if s.settings]
+    jittery = [s for s in scenarios if "election_jitter_ms" in s.settings]
+    jitters = [s.settings["election_jitter_ms"] for s in jittery]
     assert 20 < len(jitters) < 80
     assert all(20 <= j <= 150 for j in jitters)
-    assert all(set(s.settings) <= {"election_jitter_ms"} for s in scenarios)
-    shown = next(s for s in scenarios if s.settings).describe()[0]
-    assert "election_jitter_ms=" in shown
+    assert all(set(s.settings) <= {"election_jitter_ms", *RETENTION} for s in scenarios)
+    assert "election_jitter_ms=" in jittery[0].describe()[0]
+
+
+def test_some_scenarios_turn_on_small_segments_and_size_retention() -> None:
+    scenarios = [draw_scenario(seed) for seed in range(100)]
+    retained = [s.settings for s in scenarios if "retention_bytes" in s.settings]
+    assert 20 < len(retained) < 80
+    for settings in retained:
+        assert set(settings) >= RETENTION
+        segment = settings["segment_bytes"]
+        assert segment <= 600  # a few records per segment: they roll and go in a run
+        assert segment <= settings["retention_bytes"] <= 4 * segment
+    others = [s.settings for s in scenarios if "retention_bytes" not in s.settings]
+    assert all(not set(settings) & RETENTION for settings in others)
+
+
+def test_retention_leaves_the_rest_of_a_scenario_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Drawn last from the seed's generator: every other part of a scenario is what
+    # it would be without retention (the planted-bug seeds depend on it).
+    from dataclasses import replace
+
+    from rift_chaos.sim import scenario as module
+
+    for seed in range(20):
+        monkeypatch.setattr(module, "RETENTION_SHARE", 1.0)
+        on = draw_scenario(seed)
+        monkeypatch.setattr(module, "RETENTION_SHARE", 0.0)
+        off = draw_scenario(seed)
+        assert "retention_bytes" in on.settings
+        assert "retention_bytes" not in off.settings
+        assert replace(on, settings=off.settings) == off
 
 
 def test_every_fault_ends_by_the_end_of_the_fault_window() -> None:

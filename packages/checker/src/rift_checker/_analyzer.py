@@ -164,6 +164,7 @@ def analyze(batches: Iterable[list[Any]], state: LogState, stats: Stats) -> None
                 and type(dv) is Value
                 and dv.records is not None
                 and dv.assigned is None
+                and dv.log_start is None
             ):
                 if lat_poll is None or f != POLL:
                     stats.op(f, typ, inv.time, t)
@@ -338,7 +339,25 @@ def _read(inv: Line, done: Line, final: bool, st: LogState, path: str | None) ->
     assigned = dv.get("assigned")
     if assigned is not None and not final:
         _assigned(inv, done, assigned, st, path)
+    starts = dv.get("log-start")
+    if starts is not None and final:
+        _log_start(done, starts, st, path)
     _fold_read(st, inv.process, inv.index, records, final, done, path)
+
+
+def _log_start(done: Line, starts: Any, st: LogState, path: str | None) -> None:
+    """A final read's ``"log-start"``: where each listed partition began when read
+    (retention had deleted the records below it, acknowledged or not)."""
+    if type(starts) is not dict:
+        raise _bad('"log-start" must be {"topic/partition": offset}', done, path)
+    for key, start in starts.items():
+        tp = st.tp_id(key)
+        if tp < 0 or type(start) is not int or start < 0:
+            raise _bad(
+                f"a log start needs a 'topic/partition' key and an int >= 0: {key!r}", done, path
+            )
+        if start > st.final_start.get(tp, 0):
+            st.final_start[tp] = start
 
 
 def _commit(inv: Line, done: Line, st: LogState, path: str | None) -> None:

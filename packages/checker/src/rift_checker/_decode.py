@@ -80,6 +80,7 @@ class Value(Struct, gc=False):
     records: dict[str, list[Record]] | None = None
     assigned: dict[str, NonNegative] | None = None
     offsets: dict[str, NonNegative] | None = None
+    log_start: dict[str, NonNegative] | None = msgspec.field(default=None, name="log-start")
 
 
 class Line(Struct, gc=False):
@@ -263,7 +264,7 @@ def plain(value: Any) -> Any:
             continue
         if name == "records" and v is not None:
             v = {key: [list(r) for r in recs] for key, recs in v.items()}
-        elif name in ("assigned", "offsets") and v is None:
+        elif name in ("assigned", "offsets", "log_start") and v is None:
             continue  # absent: no other check reads these keys
-        out[name] = v
+        out["log-start" if name == "log_start" else name] = v
     return out

@@ -5,7 +5,9 @@ Run once after the streaming pass, over the compact state only.
 * An acknowledged value that no read returned is **lost** if some read of its
   partition returned a higher offset (the log moved past it without it), else
   **unseen** if a final read covered its partition, else *unknown*: without a final
-  read, loss cannot be told from delay.
+  read, loss cannot be told from delay. One below the log start a final read
+  reported for its partition was deleted by retention before anyone read it: it is
+  neither (whether retention may have deleted it is the system's own invariant).
 * A gap between two consecutive offsets a process read (within one poll, or across
   its polls since its last assign/subscribe) is a **poll skip** only if an offset in
   the gap is known to hold a value; logs may legitimately have holes (transaction
@@ -26,7 +28,7 @@ def finish_writes(st: LogState) -> int:
     read = st.read
     unknown = 0
     for v, (tp, offset) in st.acked.items():  # in ack order
-        if v in read:
+        if v in read or offset < st.final_start.get(tp, 0):
             continue
         top, reader = st.max_read[tp]
         name = st.tp_names[tp]

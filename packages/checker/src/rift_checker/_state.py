@@ -55,6 +55,8 @@ class LogState:
         self.unknown: dict[Any, int] = {}  # value -> send op id that ended info (or never)
         self.read: dict[Any, int] = {}  # value -> first op that read it
         self.final_tps: set[int] = set()
+        # per tp: the highest log start a final read reported (retention deleted below)
+        self.final_start: dict[int, int] = {}
         self.gaps: list[tuple[int, int, int, int, int]] = []  # tp, lo, hi, op before, op after
         self.last_send: list[dict[Any, tuple[int, int]]] = []  # per tp: process -> (offset, op)
         self.positions: dict[Any, dict[int, tuple[int, int]]] = {}

@@ -119,9 +119,18 @@ class HistoryBuilder:
         self.complete(process=process, type=type, value={"offsets": dict(offsets)}, error=error)
         return op
 
-    def final_read(self, *, records: Records, process: int = 1_000_000) -> int:
+    def final_read(
+        self,
+        *,
+        records: Records,
+        process: int = 1_000_000,
+        log_start: Mapping[str, int] | None = None,
+    ) -> int:
         op = self.invoke(process=process, f=FINAL_READ)
-        self.complete(process=process, value={"records": _records(records)})
+        value: dict[str, Any] = {"records": _records(records)}
+        if log_start is not None:
+            value["log-start"] = dict(log_start)
+        self.complete(process=process, value=value)
         return op
 
     def leader(self, *, node: str, epoch: int, partition: int = 0) -> int:

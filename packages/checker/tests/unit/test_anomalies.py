@@ -48,6 +48,22 @@ def test_unseen():
     assert case.ops == (w,)
 
 
+def test_acked_sends_below_a_final_log_start_were_deleted_not_lost():
+    b = HistoryBuilder()
+    b.send(process=0, value="a", offset=0)
+    b.send(process=0, value="b", offset=1)
+    c = b.send(process=0, value="c", offset=2)
+    b.send(process=0, value="d", offset=3)
+    b.final_read(records={"t/0": [(3, "d")]}, log_start={"t/0": 2})
+    (case,) = _only(b, "lost-write").cases("lost-write")  # 2 is at the log start
+    assert case.ops[0] == c
+    b = HistoryBuilder()
+    b.send(process=0, value="a", offset=0)
+    b.send(process=0, value="b", offset=1)
+    b.final_read(records={"t/0": [(1, "b")]}, log_start={"t/0": 1})
+    _valid(b)
+
+
 def test_unread_tail_without_final_read_is_unknown():
     b = HistoryBuilder()
     b.send(process=0, value="a", offset=0)

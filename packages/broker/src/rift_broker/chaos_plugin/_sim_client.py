@@ -11,10 +11,18 @@ virtual time in nanoseconds.
   passes (``info``: it may still land). After an ``info`` the client goes on as a
   fresh process with a fresh producer id. A ``poll`` reads one partition from the
   client's position through the leader (up to the high watermark); an error answer
-  is a ``fail`` (a read changes nothing), an unanswered request is sent again.
+  is a ``fail`` (a read changes nothing), an unanswered request is sent again. A
+  position below the partition's log start (retention deleted it) is answered
+  OFFSET_OUT_OF_RANGE with the log start: the client moves there, as a consumer with
+  ``auto.offset.reset=earliest`` does, and its next ok poll of the partition says so
+  (``"assigned": {"t/p": start}``: the checker restarts the position there instead
+  of calling the jump a poll skip).
 - :class:`SimAdmin` creates the topic, retrying until the controller says it exists.
 - :class:`FinalReader` waits until the faults are healed and the cluster has
-  settled, then reads every partition from offset 0 to its high watermark.
+  settled, then reads every partition from its log start to its high watermark,
+  reporting each log start above 0 (``"log-start"``: acknowledged records below it
+  were deleted by retention, not lost; the broker's invariants check that retention
+  never passes the high watermark).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ TOPIC = "t"
 NS_PER_MS = 1_000_000
 # Errors after which retrying the same batch cannot help (sequence or epoch trouble).
 FATAL_PRODUCE_ERRORS = frozenset({2, 45, 46, 47, 59})
+OFFSET_OUT_OF_RANGE = 1
 TOPIC_EXISTS = 36
 NEVER = 1 << 40
 
@@ -86,6 +95,7 @@ class SimClient:
         self._value = 0
         self._leaders: dict[int, str] = {}
         self._positions: dict[int, int] = {}
+        self._reset: dict[int, int] = {}  # partition -> the log start it moved to
         self._request = 0
         self._busy: str | None = None
         self._partition = 0
@@ -187,16 +197,26 @@ class SimClient:
             self._retry_via(ctx, answer.leader)
 
     def _on_read(self, ctx: NodeContext, src: str, answer: ReadAnswer) -> None:
+        partition = self._partition
         if answer.error != 0:
             if answer.leader is not None:
-                self._leaders[self._partition] = answer.leader
+                self._leaders[partition] = answer.leader
+            if (
+                answer.error == OFFSET_OUT_OF_RANGE
+                and answer.log_start_offset > self._positions.get(partition, 0)
+            ):
+                self._positions[partition] = answer.log_start_offset
+                self._reset[partition] = answer.log_start_offset
             self._finish(ctx, "fail", None, error=f"error {answer.error}")
             return
-        self._leaders[self._partition] = src
+        self._leaders[partition] = src
         records = [[offset, value] for offset, value in answer.records]
         if records:
-            self._positions[self._partition] = records[-1][0] + 1
-        value = {"records": {f"{TOPIC}/{self._partition}": records}}
+            self._positions[partition] = records[-1][0] + 1
+        value: dict[str, Any] = {"records": {f"{TOPIC}/{partition}": records}}
+        reset = self._reset.pop(partition, None)
+        if reset is not None:
+            value["assigned"] = {f"{TOPIC}/{partition}": reset}
         self._finish(ctx, "ok", value)
 
     def _retry_via(self, ctx: NodeContext, leader: str | None) -> None:
@@ -229,10 +249,18 @@ class SimClient:
 class SimAdmin:
     """Creates the topic through any node, retrying until it exists."""
 
-    def __init__(self, *, nodes: Sequence[str], partitions: int, min_insync_replicas: int) -> None:
+    def __init__(
+        self,
+        *,
+        nodes: Sequence[str],
+        partitions: int,
+        min_insync_replicas: int,
+        configs: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self._nodes = list(nodes)
         self._partitions = partitions
         self._min_insync = min_insync_replicas
+        self._configs = configs
         self._request = 0
         self.done = False
 
@@ -248,6 +276,7 @@ class SimAdmin:
             topic=TOPIC,
             partitions=self._partitions,
             min_insync_replicas=self._min_insync,
+            configs=self._configs,
         )
         ctx.send(ctx.random.choice(self._nodes), call)
         ctx.set_timer("create", 300)
@@ -258,7 +287,7 @@ class SimAdmin:
 
 
 class FinalReader:
-    """After healing: reads each partition from 0 to its high watermark, then reports."""
+    """After healing: reads each partition from its log start to its high watermark."""
 
     def __init__(self, *, shared: Shared, at_ms: int, process: int) -> None:
         self._shared = shared
@@ -266,6 +295,7 @@ class FinalReader:
         self._process = process
         self._partition = 0
         self._records: dict[int, list[list[int]]] = {}
+        self._starts: dict[int, int] = {}  # partition -> its log start, if above 0
         self._leader: str | None = None
         self._request = 0
         self.done = False
@@ -288,7 +318,7 @@ class FinalReader:
     def _ask(self, ctx: NodeContext) -> None:
         self._request += 1
         records = self._records.setdefault(self._partition, [])
-        offset = records[-1][0] + 1 if records else 0
+        offset = records[-1][0] + 1 if records else self._starts.get(self._partition, 0)
         target = self._leader or ctx.random.choice(list(self._shared.nodes))
         call = ReadCall(
             request_id=self._request, topic=TOPIC, partition=self._partition, offset=offset
@@ -299,14 +329,24 @@ class FinalReader:
     def receive(self, ctx: NodeContext, src: str, message: Any) -> None:
         if self.done or not isinstance(message, ReadAnswer) or message.request_id != self._request:
             return
+        partition = self._partition
+        records = self._records.setdefault(partition, [])
+        offset = records[-1][0] + 1 if records else self._starts.get(partition, 0)
+        if message.error == OFFSET_OUT_OF_RANGE and message.log_start_offset > offset:
+            # Retention deleted what we were to read next: read the partition again,
+            # from its log start (one read of it, with no gap in it).
+            self._leader = src
+            records.clear()
+            self._starts[partition] = message.log_start_offset
+            self._ask(ctx)
+            return
         if message.error != 0:
             self._leader = message.leader
             ctx.set_timer("again", 50)
             return
         self._leader = src
-        records = self._records.setdefault(self._partition, [])
         records.extend([offset, value] for offset, value in message.records)
-        offset = records[-1][0] + 1 if records else 0
+        offset = records[-1][0] + 1 if records else self._starts.get(partition, 0)
         if message.records or offset < message.high_watermark:
             self._ask(ctx)
             return
@@ -317,7 +357,11 @@ class FinalReader:
             return
         self.done = True
         ctx.set_timer("retry", NEVER)
-        value = {"records": {f"{TOPIC}/{p}": rs for p, rs in sorted(self._records.items())}}
+        value: dict[str, Any] = {
+            "records": {f"{TOPIC}/{p}": rs for p, rs in sorted(self._records.items())}
+        }
+        if self._starts:
+            value["log-start"] = {f"{TOPIC}/{p}": o for p, o in sorted(self._starts.items())}
         self._shared.history.complete(
             process=self._process, type="ok", value=value, time=ctx.now_ms * NS_PER_MS
         )

@@ -19,11 +19,24 @@ the trace ends where things went wrong):
   follower that took records from a deposed leader is caught the moment its high
   watermark covers them, before a later truncation can hide it);
 - **the high watermark never moves back on a leader within an epoch** (per process:
-  a restarted broker is a new leader object).
+  a restarted broker is a new leader object);
+- **retention deletes only committed records**: no replica's log start offset ever
+  passes the partition's committed offset, the highest high watermark any replica
+  of it has had (a high watermark only covers records every replica will keep, see
+  the invariant above). Retention may delete whole segments below a replica's own
+  high watermark and fsynced offset; a follower raises its start to its leader's
+  (capped the same way) or restarts its log empty at its leader's start, which the
+  leader's own retention kept below the leader's high watermark. So a log start
+  above the committed offset means a replica deleted records that were not, or
+  not yet, committed, or skipped records it never had.
 
-At the end of a run (:meth:`Invariants.final`): every acknowledged record is in the
-final log at the offset it was acknowledged with, and all replicas agree with the
-leader below its high watermark.
+At the end of a run (:meth:`Invariants.final`): every acknowledged record at or
+above the partition's *retention floor* (the highest log start any replica had) is
+in the final log at the offset it was acknowledged with, and all replicas agree with
+the leader below its high watermark. Acknowledged records below the floor may have
+been deleted by retention, legitimately: the per-step check above is what proves
+that floor never passed what was committed, so nothing is excused that retention
+was not allowed to delete.
 """
 
 from __future__ import annotations
@@ -60,6 +73,8 @@ class Invariants:
         self._checked_hw: dict[tuple[str, str, int], int] = {}  # (process, topic, p)
         # offset -> (batch CRC, first holder) of what was there below some HW
         self._settled: dict[Key, dict[int, tuple[int, str]]] = {}
+        self._committed_offset: dict[Key, int] = {}  # the highest HW any replica had
+        self._log_start: dict[Key, int] = {}  # the highest log start any replica had
 
     def _fail(self, message: str) -> None:
         raise InvariantViolation(f"at {self.now_ms()}ms: {message}")
@@ -108,6 +123,7 @@ class Invariants:
         process = node.config.incarnation  # one per process start
         for at, replica in node.replicas._replicas.items():
             topic, partition = at
+            self._retention(name, at, replica)
             leader = replica.leader
             if leader is None:
                 if replica.follower is not None:
@@ -124,6 +140,26 @@ class Invariants:
                     f"epoch {leader.leader_epoch}: {before} -> {hw}"
                 )
             self._hw[key] = hw
+
+    def _retention(self, name: str, at: Key, replica: Replica) -> None:
+        """No replica's log start passes the partition's committed offset."""
+        if replica.leader is not None:
+            hw = replica.leader.high_watermark
+        elif replica.follower is not None:
+            hw = replica.follower.high_watermark
+        else:
+            hw = -1
+        committed = max(self._committed_offset.get(at, 0), hw)
+        self._committed_offset[at] = committed
+        start = replica.log.log_start_offset
+        if start > self._log_start.get(at, 0):
+            self._log_start[at] = start
+            if start > committed:
+                topic, partition = at
+                self._fail(
+                    f"log start of {topic}/{partition} on {name} passed the committed offset: "
+                    f"starts at {start}, but no replica's high watermark was above {committed}"
+                )
 
     def _below_hw(self, name: str, process: str, at: Key, replica: Replica, hw: int) -> None:
         """What a replica holds below its high watermark is what every replica holds."""
@@ -183,6 +219,8 @@ class Invariants:
             if found is None:
                 problems.append(f"{topic}/{partition} has no leader at the end")
                 continue
+            if offset < self._log_start.get((topic, partition), 0):
+                continue  # deleted by retention, below what was committed (checked per step)
             if found[2].get(offset) != value:
                 problems.append(
                     f"acknowledged record {value} at {topic}/{partition}@{offset} is not in the "

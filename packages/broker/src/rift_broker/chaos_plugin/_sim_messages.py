@@ -42,6 +42,7 @@ class ReadAnswer:
     records: tuple[tuple[int, int], ...]  # (offset, value)
     high_watermark: int
     leader: str | None
+    log_start_offset: int = 0  # with OFFSET_OUT_OF_RANGE: where reading may start
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +51,7 @@ class CreateTopicCall:
     topic: str
     partitions: int
     min_insync_replicas: int
+    configs: tuple[tuple[str, str], ...] = ()  # more topic configs (retention, segments)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,12 @@ with the simulator's context in place of sockets and clocks:
   deadline after every event;
 - persist before send: each ``Ready`` is persisted (fsynced) before ``advance``;
 - an fsync of a partition log (``NeedFlush``) completes ``flush_delay_ms`` later on
-  a timer, so a kill in between loses the unsynced appends, as on a real disk.
+  a timer, so a kill in between loses the unsynced appends, as on a real disk;
+- with ``maintain_interval_ms``, a ``maintain`` timer runs the replica manager's log
+  maintenance (roll segments, apply retention) that often, as the real driver does;
+  both its clocks are simulated: the node's monotonic time for segment age, the
+  node's (possibly jumped) wall clock for record timestamps. Topic configs given at
+  creation (``segment.bytes``, ``retention.bytes``, ...) reach every replica's log.
 
 The node's time is monotonic, like the real broker's timers: a clock fault that
 jumps forward moves it forward, a jump back is not seen (the monotonic clock is
@@ -36,6 +41,7 @@ from rift_broker.chaos_plugin._sim_messages import (
     ReadAnswer,
     ReadCall,
 )
+from rift_broker.cluster.driver import replica_log_config
 from rift_broker.cluster.node import ClusterNode, CreateTopicDone, NodeConfig
 from rift_broker.cluster.raft_store import FileRaftStorage
 from rift_broker.controller import NO_LEADER, CreateTopicRequest
@@ -71,6 +77,7 @@ class BrokerSimNode:
         invariants: Invariants,
         flush_delay_ms: int = 1,
         election_jitter_ms: int | None = None,
+        maintain_interval_ms: int | None = None,
     ) -> None:
         self.name = name
         self.node_id = node_id
@@ -79,6 +86,7 @@ class BrokerSimNode:
         self._config = config
         self._invariants = invariants
         self._flush_delay_ms = flush_delay_ms
+        self._maintain_interval_ms = maintain_interval_ms
         low = config.raft.election_timeout_ms
         self._election_timeouts = (low, low + max(1, election_jitter_ms or low) - 1)
         self.node: ClusterNode | None = None
@@ -105,6 +113,8 @@ class BrokerSimNode:
             now_ms=now,
             next_timeout=lambda: rng.randint(low, high),
         )
+        if self._maintain_interval_ms is not None:
+            ctx.set_timer("maintain", self._maintain_interval_ms)
         self._settle(ctx, now)
 
     def receive(self, ctx: NodeContext, src: str, message: Any) -> None:
@@ -131,7 +141,10 @@ class BrokerSimNode:
                 topic=message.topic,
                 partitions=message.partitions,
                 replication_factor=3,
-                configs=(("min.insync.replicas", str(message.min_insync_replicas)),),
+                configs=(
+                    ("min.insync.replicas", str(message.min_insync_replicas)),
+                    *message.configs,
+                ),
             )
             node.create_topic(request_id=self._next_request, request=request, now_ms=now)
         else:
@@ -145,6 +158,11 @@ class BrokerSimNode:
         if name == "tick":
             self._tick_at = None
             node.tick(now)
+        elif name == "maintain":
+            assert self._maintain_interval_ms is not None
+            # What changed shows in the replicas' logs (the invariants read them).
+            node.maintain(now_ms=now, wall_ms=ctx.now_ms)
+            ctx.set_timer("maintain", self._maintain_interval_ms)
         else:  # "flush <topic> <partition>"
             _, topic, partition = name.split(" ")
             log = node.replicas.log(topic, int(partition))
@@ -251,7 +269,10 @@ class BrokerSimNode:
         self, topic: str, partition: int, configs: tuple[tuple[str, str], ...] = ()
     ) -> tuple[PartitionLog, ProducerStateTable]:
         log = PartitionLog.open(
-            f"/data/{topic}-{partition}", config=LOG_CONFIG, storage=self.disk, now_ms=self._mono
+            f"/data/{topic}-{partition}",
+            config=replica_log_config(LOG_CONFIG, topic, dict(configs)),
+            storage=self.disk,
+            now_ms=self._mono,
         )
         producers = ProducerStateTable()
         for _, h in log.batches_headers():
@@ -298,6 +319,7 @@ class BrokerSimNode:
             records=tuple(decode(result.records)) if result.records else (),
             high_watermark=result.high_watermark,
             leader=self._leader(call.topic, call.partition),
+            log_start_offset=result.log_start_offset,
         )
 
 

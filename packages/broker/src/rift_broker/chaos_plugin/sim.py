@@ -18,7 +18,11 @@ the System's module — this module (see
   (its ``vote`` and ``elected`` moments only feed ``kill-at`` faults);
 - the invariants of :mod:`._sim_invariants`, checked after every event.
 
-Of the scenario's ``settings`` it honours ``election_jitter_ms``.
+Of the scenario's ``settings`` it honours ``election_jitter_ms``, and retention:
+``segment_bytes`` and ``retention_bytes`` become the topic's ``segment.bytes`` and
+``retention.bytes`` (size retention only: ``retention.ms`` is -1), and
+``maintain_interval_ms`` how often every node runs log maintenance. Without them the
+nodes run no maintenance and logs keep everything.
 """
 
 from __future__ import annotations
@@ -88,7 +92,9 @@ class BrokerSimSystem:
         invariants: Invariants | None = None,
         election_timeout_ms: int = ELECTION_TIMEOUT_MS,
         election_jitter_ms: int | None = None,
+        maintain_interval_ms: int | None = None,
     ) -> None:
+        self.maintain_interval_ms = maintain_interval_ms
         self.election_timeout_ms = election_timeout_ms
         self.election_jitter_ms = (
             election_timeout_ms if election_jitter_ms is None else max(1, election_jitter_ms)
@@ -116,6 +122,7 @@ class BrokerSimSystem:
             ),
             invariants=self.invariants,
             election_jitter_ms=self.election_jitter_ms,
+            maintain_interval_ms=self.maintain_interval_ms,
         )
         self.live[name] = node
         return node
@@ -135,6 +142,7 @@ class BrokerSimHarness:
             scenario.nodes,
             election_timeout_ms=settings.get("election_timeout_ms", ELECTION_TIMEOUT_MS),
             election_jitter_ms=settings.get("election_jitter_ms"),
+            maintain_interval_ms=settings.get("maintain_interval_ms"),
         )
         self._client_settings = client_settings
         self._final: FinalReader | None = None
@@ -155,6 +163,7 @@ class BrokerSimHarness:
             nodes=scenario.nodes,
             partitions=scenario.partitions,
             min_insync_replicas=scenario.min_insync_replicas,
+            configs=topic_configs(scenario),
         )
         sim.add_node("admin", admin)
         for slot in range(scenario.clients):
@@ -226,6 +235,18 @@ class BrokerSimHarness:
         problems += [f"not settled at the end: {why}" for why in self.unsettled()]
         live = self.system.live.values()
         return problems + self.system.invariants.final(live, self._shared.acked)
+
+
+def topic_configs(scenario: Scenario) -> tuple[tuple[str, str], ...]:
+    """The sim topic's configs beyond ``min.insync.replicas``: its retention, if any."""
+    settings = scenario.settings
+    if "retention_bytes" not in settings:
+        return ()
+    return (
+        ("segment.bytes", str(settings.get("segment_bytes", 1 << 30))),
+        ("retention.bytes", str(settings["retention_bytes"])),
+        ("retention.ms", "-1"),
+    )
 
 
 def simulation_system(scenario: Scenario) -> BrokerSimHarness:

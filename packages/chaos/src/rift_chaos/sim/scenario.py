@@ -50,6 +50,7 @@ __all__ = [
     "HARNESS_ATTRIBUTE",
     "InvariantViolation",
     "LeaderAware",
+    "RETENTION_SHARE",
     "Scenario",
     "SimHarness",
     "SimHarnessFactory",
@@ -73,6 +74,9 @@ FAULT_KINDS = ("partition", "kill", "pause", "clock", "kill-at", "clog")
 #: took over as the leader of a partition (shard). A system that never reports a
 #: moment is simply never killed at it.
 KILL_POINTS = ("vote", "elected", "leader")
+
+#: The share of drawn scenarios that turn on log retention (see :class:`Scenario`).
+RETENTION_SHARE = 0.5
 
 #: The attribute (on the System class, or in its module's ``sim`` submodule) naming the
 #: simulation harness factory.
@@ -147,7 +151,10 @@ class Scenario:
     ``settings`` are knobs of the system under test that a scenario may turn; a
     harness honours those it has and ignores the rest. Drawn ones:
     ``election_jitter_ms``, the longest random delay a follower adds to its election
-    timeout (the system's own choice when absent).
+    timeout (the system's own choice when absent); and, in a share of the scenarios
+    (:data:`RETENTION_SHARE`), log retention: ``segment_bytes`` and
+    ``retention_bytes`` for the topic, ``maintain_interval_ms`` for how often each
+    node rolls segments and applies retention (no retention when absent).
     """
 
     seed: int
@@ -217,11 +224,20 @@ def draw_scenario(seed: int, *, fault_window_ms: int | None = None) -> Scenario:
         # jitter makes candidates collide (split votes, several candidates per term):
         # the contested elections where a lost vote does harm.
         settings["election_jitter_ms"] = rng.randint(20, 150)
+    partitions = rng.choice((1, 1, 2))
+    # Drawn last, so the rest of a seed's scenario is what it was before retention.
+    if rng.random() < RETENTION_SHARE:
+        # Tiny segments (one to a few records each) and a size limit of a few of them:
+        # segments roll and are deleted all through the run, faults or not.
+        segment = rng.choice((150, 300, 600))
+        settings["segment_bytes"] = segment
+        settings["retention_bytes"] = segment * rng.randint(1, 4)
+        settings["maintain_interval_ms"] = rng.choice((25, 100, 400))
     return Scenario(
         seed=seed,
         nodes=nodes,
         clients=clients,
-        partitions=rng.choice((1, 1, 2)),
+        partitions=partitions,
         min_insync_replicas=2,
         link=link,
         ops=tuple(ops),
