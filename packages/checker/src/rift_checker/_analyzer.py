@@ -348,14 +348,8 @@ def _read(inv: Line, done: Line, final: bool, st: LogState, path: str | None) ->
 def _log_start(done: Line, starts: Any, st: LogState, path: str | None) -> None:
     """A final read's ``"log-start"``: where each listed partition began when read
     (retention had deleted the records below it, acknowledged or not)."""
-    if type(starts) is not dict:
-        raise _bad('"log-start" must be {"topic/partition": offset}', done, path)
-    for key, start in starts.items():
-        tp = st.tp_id(key)
-        if tp < 0 or type(start) is not int or start < 0:
-            raise _bad(
-                f"a log start needs a 'topic/partition' key and an int >= 0: {key!r}", done, path
-            )
+    shape = '"log-start" must be {"topic/partition": offset}'
+    for _, tp, start in _offsets_by_tp(starts, shape, "a log start", done, st, path):
         if start > st.final_start.get(tp, 0):
             st.final_start[tp] = start
 
@@ -367,16 +361,8 @@ def _commit(inv: Line, done: Line, st: LogState, path: str | None) -> None:
     offsets = dv.get("offsets") if type(dv) is dict else None
     if offsets is None:
         return  # a commit that does not say what it committed checks nothing
-    if type(offsets) is not dict:
-        raise _bad('a commit ok value must be {"offsets": {"topic/partition": offset}}', done, path)
-    for key, offset in offsets.items():
-        tp = st.tp_id(key)
-        if tp < 0 or type(offset) is not int or offset < 0:
-            raise _bad(
-                f"a committed offset needs a 'topic/partition' key and an int >= 0: {key!r}",
-                done,
-                path,
-            )
+    shape = 'a commit ok value must be {"offsets": {"topic/partition": offset}}'
+    for _, tp, offset in _offsets_by_tp(offsets, shape, "a committed offset", done, st, path):
         history = st.commits.setdefault(tp, [])
         top = history[-1][1] if history else -1
         if offset > top:
@@ -387,17 +373,9 @@ def _assigned(inv: Line, done: Line, assigned: Any, st: LogState, path: str | No
     """A poll reporting the partitions a group handed its process: their positions
     restart at the given offsets, which must not lie below an offset the group
     committed, with an acknowledgement, before this poll began (``lost-commit``)."""
-    if type(assigned) is not dict:
-        raise _bad('"assigned" must be {"topic/partition": offset}', done, path)
+    shape = '"assigned" must be {"topic/partition": offset}'
     positions = st.positions.get(inv.process)
-    for key, start in assigned.items():
-        tp = st.tp_id(key)
-        if tp < 0 or type(start) is not int or start < 0:
-            raise _bad(
-                f"an assigned partition needs a 'topic/partition' key and an int >= 0: {key!r}",
-                done,
-                path,
-            )
+    for key, tp, start in _offsets_by_tp(assigned, shape, "an assigned partition", done, st, path):
         if positions is not None:
             positions.pop(tp, None)
         history = st.commits.get(tp)
@@ -414,6 +392,23 @@ def _assigned(inv: Line, done: Line, assigned: Any, st: LogState, path: str | No
                 f"{committed} that op {commit_op} had committed, acknowledged before this "
                 "poll began",
             )
+
+
+def _offsets_by_tp(  # noqa: PLR0917 - three callers, each naming what it validates
+    value: Any, shape: str, item: str, done: Line, st: LogState, path: str | None
+) -> list[tuple[str, int, int]]:
+    """Validate a ``{"topic/partition": offset}`` map of a completion's value:
+    ``(key, partition id, offset)`` per entry, or InvalidHistory saying ``shape``
+    (not a map) or what ``item`` needs (a bad key or offset)."""
+    if type(value) is not dict:
+        raise _bad(shape, done, path)
+    out: list[tuple[str, int, int]] = []
+    for key, offset in value.items():
+        tp = st.tp_id(key)
+        if tp < 0 or type(offset) is not int or offset < 0:
+            raise _bad(f"{item} needs a 'topic/partition' key and an int >= 0: {key!r}", done, path)
+        out.append((key, tp, offset))
+    return out
 
 
 def _fold_read(  # noqa: PLR0917 - on the hot path, where positional calls are cheapest

@@ -237,3 +237,38 @@ def test_the_nemesis_keeps_its_process_after_an_info_completion() -> None:
             w.invoke(process=0, f="poll", time=7)
     result = check_history(io.StringIO(out.getvalue()))
     assert result.statistics
+
+
+_MAPS = [
+    # (f, key in the completion value, what the message says of a bad entry)
+    ("commit", "offsets", "a committed offset needs"),
+    ("poll", "assigned", "an assigned partition needs"),
+    ("final-read", "log-start", "a log start needs"),
+]
+
+
+@pytest.mark.parametrize(("f", "key", "needs"), _MAPS)
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ([1], "must be {"),
+        ({"t/0": -1}, "needs a 'topic/partition' key and an int >= 0: 't/0'"),
+        ({"t": 3}, "needs a 'topic/partition' key and an int >= 0: 't'"),
+        ({"t/0": "3"}, "needs a 'topic/partition' key and an int >= 0: 't/0'"),
+    ],
+)
+def test_topic_partition_offset_maps_are_validated(f, key, needs, bad, message):
+    value = {key: bad}
+    if f != "commit":
+        value["records"] = {}
+    lines = [
+        {"index": 0, "time": 0, "type": "invoke", "process": 0, "f": f},
+        {"index": 1, "time": 1, "type": "ok", "process": 0, "f": f, "value": value},
+    ]
+    text = HEADER + "".join(json.dumps(e) + "\n" for e in lines)
+    with pytest.raises(InvalidHistory) as info:
+        check_history(io.StringIO(text))
+    assert info.value.line == 3
+    assert message in str(info.value)
+    if message != "must be {":
+        assert needs in str(info.value)
