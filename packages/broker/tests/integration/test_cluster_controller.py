@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rift_broker.cluster.dev import LocalCluster, wait_until
+from rift_broker.cluster.dev import LocalCluster, running_cluster, wait_until
 from rift_client import TopicInfo, sync
 
 pytestmark = pytest.mark.integration
@@ -42,20 +42,14 @@ def produce_everywhere(bootstrap: str, tag: str) -> None:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(
+    with running_cluster(
         nodes=3,
         directory=tmp_path,
         session_timeout_ms=1500,
         election_timeout_ms=300,
         replica_lag_time_max_ms=2000,
-    )
-    try:
-        c.start()
-        c.wait_registered(timeout_s=60)
+    ) as c:
         yield c
-    finally:
-        for node in c.nodes.values():
-            node.kill()
 
 
 def test_controller_failover_keeps_partition_leadership_working(cluster: LocalCluster) -> None:

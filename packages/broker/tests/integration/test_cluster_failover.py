@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rift_broker.cluster.dev import LocalCluster, read_partition_log, wait_until
+from rift_broker.cluster.dev import LocalCluster, read_partition_log, running_cluster, wait_until
 from rift_client import PartitionInfo, TopicInfo, TopicPartition, sync
 
 pytestmark = pytest.mark.integration
@@ -44,20 +44,14 @@ def read_all(bootstrap: str, topic: str = TOPIC, partition: int = 0) -> list[tup
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(
+    with running_cluster(
         nodes=3,
         directory=tmp_path,
         session_timeout_ms=1500,
         election_timeout_ms=300,
         replica_lag_time_max_ms=2000,
-    )
-    try:
-        c.start()
-        c.wait_registered(timeout_s=60)
+    ) as c:
         yield c
-    finally:
-        for node in c.nodes.values():  # whatever happened, no process outlives the test
-            node.kill()
 
 
 def create_topic(cluster: LocalCluster, topic: str = TOPIC, partitions: int = 1) -> None:

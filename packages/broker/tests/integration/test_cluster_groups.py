@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from rift_broker.cluster import dev
-from rift_broker.cluster.dev import LocalCluster
+from rift_broker.cluster.dev import LocalCluster, running_cluster
 from rift_broker.group import OFFSETS_TOPIC, partition_for
 from rift_client import NewTopic, TopicPartition, sync
 
@@ -36,7 +36,7 @@ wait_until = functools.partial(dev.wait_until, within_s=60.0, every_s=0.2)
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(
+    with running_cluster(
         nodes=3,
         directory=tmp_path,
         session_timeout_ms=2000,
@@ -48,10 +48,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
             "--group-initial-rebalance-delay-ms",
             "300",
         ),
-    )
-    try:
-        c.start()
-        c.wait_registered(timeout_s=60)
+    ) as c:
         with sync.Admin(c.bootstrap, request_timeout_ms=10_000) as admin:
             admin.create_topics(
                 [
@@ -65,9 +62,6 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
             )
             admin.wait_for_leaders(TOPIC, timeout_ms=30_000)
         yield c
-    finally:
-        for node in c.nodes.values():  # whatever happened, no process outlives the test
-            node.kill()
 
 
 def produce(bootstrap: str, values: range) -> None:

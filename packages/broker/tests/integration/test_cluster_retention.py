@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from rift_broker.cluster import dev
-from rift_broker.cluster.dev import LocalCluster, read_partition_log
+from rift_broker.cluster.dev import LocalCluster, read_partition_log, running_cluster
 from rift_broker.records import iter_batches
 from rift_client import PartitionInfo, TopicPartition, sync
 
@@ -84,7 +84,7 @@ def batches_by_offset(data: bytes) -> dict[int, bytes]:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(
+    with running_cluster(
         nodes=3,
         directory=tmp_path,
         session_timeout_ms=1500,
@@ -98,14 +98,9 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
             "--maintenance-interval-s",
             "0.3",
         ),
-    )
-    try:
-        c.start()
-        c.wait_registered(timeout_s=30)
+        registered_within_s=30,
+    ) as c:
         yield c
-    finally:
-        for node in c.nodes.values():  # whatever happened, no process outlives the test
-            node.kill()
 
 
 def test_every_replica_applies_retention_and_a_lagging_follower_catches_up(

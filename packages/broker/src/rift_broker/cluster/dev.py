@@ -18,6 +18,7 @@ listener on P+100+i-1; without one, free ports are picked.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -42,6 +43,7 @@ __all__ = [
     "free_ports",
     "read_observations",
     "read_partition_log",
+    "running_cluster",
     "wait_until",
 ]
 
@@ -305,6 +307,23 @@ class LocalCluster:
         for node in self.nodes.values():
             facts.extend(read_observations(node.log_path, node=node.node_id))
         return facts
+
+
+@contextlib.contextmanager
+def running_cluster(
+    *, registered_within_s: float = 60.0, **settings: Any
+) -> Iterator[LocalCluster]:
+    """A :class:`LocalCluster` (``settings`` are its arguments), started, with every
+    node registered; leaving the block SIGKILLs every node, whatever happened, so
+    no process outlives a test (and it is quicker than a clean stop)."""
+    cluster = LocalCluster(**settings)
+    try:
+        cluster.start()
+        cluster.wait_registered(timeout_s=registered_within_s)
+        yield cluster
+    finally:
+        for node in cluster.nodes.values():
+            node.kill()
 
 
 _T = TypeVar("_T")
