@@ -38,7 +38,11 @@ import pytest
 
 from rift_broker.cluster.dev import wait_until
 from rift_broker.server import BrokerConfig
-from rift_broker.server.testing import BrokerThread
+from rift_broker.server.testing import (
+    BrokerThread,
+    committed_offsets,
+    produce_to_every_partition,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -139,31 +143,13 @@ class Member:
 
 
 def produce(bootstrap: str, topic: str, tag: str) -> set[tuple[int, int, str]]:
-    """``PER_PARTITION`` records to every partition; what was acknowledged where."""
-    from rift_client import sync
-
-    with sync.Producer(bootstrap, acks="all") as producer:
-        reports = []
-        for i in range(PER_PARTITION):
-            for partition in range(PARTITIONS):
-                value = f"{tag}-{partition}-{i}".encode()
-                reports.append((value, producer.send(topic, value, partition=partition)))
-    acked = set()
-    for value, report in reports:
-        assert report.ok, report
-        acked.add((report.partition, report.offset, value.decode()))
-    return acked
+    return produce_to_every_partition(
+        bootstrap, topic, partitions=PARTITIONS, per_partition=PER_PARTITION, tag=tag
+    )
 
 
 def committed(bootstrap: str, topic: str, group: str) -> dict[int, int | None]:
-    """The group's committed offsets through OffsetFetch (without joining the group)."""
-    from rift_client import TopicPartition, sync
-
-    with sync.Consumer(bootstrap, group_id=group) as consumer:
-        offsets = consumer.committed(
-            [TopicPartition(topic=topic, partition=p) for p in range(PARTITIONS)]
-        )
-    return {tp.partition: offset for tp, offset in offsets.items()}
+    return committed_offsets(bootstrap, topic, group, partitions=PARTITIONS)
 
 
 def create_topic(bootstrap: str, topic: str) -> None:

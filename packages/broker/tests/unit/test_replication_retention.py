@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from rift_broker.cluster.driver import replica_log_config
 from rift_broker.group import OFFSETS_TOPIC
 from rift_broker.log import LogConfig, OffsetOutOfRangeError, PartitionLog
 from rift_broker.log.retention import SegmentStats, deletable_segments
@@ -16,7 +15,7 @@ from rift_broker.replication import (
     out_of_range_restart,
     retention_limit,
 )
-from rift_broker.server.topics import topic_log_config
+from rift_broker.server.topics import replica_log_config, topic_log_config
 from rift_broker.storage import MemoryStorage
 
 # -- the pure decisions ------------------------------------------------------------

@@ -41,7 +41,6 @@ from rift_broker.chaos_plugin._sim_messages import (
     ReadAnswer,
     ReadCall,
 )
-from rift_broker.cluster.driver import replica_log_config
 from rift_broker.cluster.node import ClusterNode, CreateTopicDone, NodeConfig
 from rift_broker.cluster.raft_store import FileRaftStorage
 from rift_broker.controller import NO_LEADER, CreateTopicRequest
@@ -51,6 +50,7 @@ from rift_broker.producer_state import ProducerStateTable
 from rift_broker.raft import VoteResponse
 from rift_broker.records import iter_batches, iter_records
 from rift_broker.replication.messages import NONE, NeedFlush, Observed, ProduceDone
+from rift_broker.server.topics import replica_log_config
 from rift_broker.storage import MemoryStorage
 
 if TYPE_CHECKING:

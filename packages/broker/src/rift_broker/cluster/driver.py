@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import random
@@ -33,11 +32,10 @@ from rift_broker.cluster.node import ClusterNode, CreateTopicDone, NodeConfig
 from rift_broker.cluster.raft_store import FileRaftStorage
 from rift_broker.cluster.transport import PeerTransport
 from rift_broker.controller import CreateTopicReply, CreateTopicRequest
-from rift_broker.group import OFFSETS_TOPIC
 from rift_broker.log import LogConfig, LogError, PartitionLog
 from rift_broker.producer_state import ProducerStateTable
 from rift_broker.replication.messages import Maintained, NeedFlush, Observed, ProduceDone
-from rift_broker.server.topics import topic_log_config
+from rift_broker.server.topics import replica_log_config
 from rift_broker.storage import OsStorage
 
 _log = logging.getLogger("rift_broker.cluster")
@@ -50,20 +48,6 @@ def monotonic_ms() -> int:
 def wall_clock_ms() -> int:
     """Record timestamps are wall-clock times: time retention compares with this."""
     return time.time_ns() // 1_000_000
-
-
-def replica_log_config(base: LogConfig, topic: str, configs: dict[str, str]) -> LogConfig:
-    """A replica's log settings: the broker's, overridden by its topic's configs."""
-    try:
-        config = topic_log_config(base, configs)
-    except ValueError as e:  # the controller does not check configs: never crash here
-        _log.error("topic %s has invalid log configs (%s); using the broker's", topic, e)
-        config = base
-    if topic == OFFSETS_TOPIC:
-        # Committed offsets are kept forever, whatever the broker's defaults: without
-        # compaction, retention would delete a quiet group's last commit.
-        config = dataclasses.replace(config, retention_ms=-1, retention_bytes=-1)
-    return config
 
 
 class ClusterDriver:

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from rift_broker.cluster.driver import ClusterDriver
 from rift_broker.controller import NO_LEADER, CreateTopicRequest
-from rift_broker.group import OFFSETS_TOPIC, OffsetsRecord, partition_for
+from rift_broker.group import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS, OffsetsRecord, partition_for
 from rift_broker.group._batches import encode_batch
 from rift_broker.replication.messages import ProduceDone
 from rift_broker.server.groups import GroupDriver
@@ -223,9 +223,7 @@ class CoordinatorLocator:
             replication_factor=replication,
             configs=(
                 ("min.insync.replicas", str(min(self._min_insync, replication))),
-                # Retention off, as on a single broker (see server.offsets_log).
-                ("retention.ms", "-1"),
-                ("retention.bytes", "-1"),
+                *OFFSETS_TOPIC_CONFIGS,
             ),
         )
         _log.info(

@@ -20,6 +20,7 @@ from typing import Any
 from rift_broker.cluster.driver import ClusterDriver
 from rift_broker.cluster.groups import CoordinatorLocator
 from rift_broker.controller import NO_LEADER, CreateTopicRequest
+from rift_broker.errors import InvalidTopic
 from rift_broker.group import OFFSETS_TOPIC
 from rift_broker.protocol import ApiKey, Request
 from rift_broker.records import InvalidBatchError, iter_batches
@@ -167,6 +168,9 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Any:
                 continue
             if body.transactional_id is not None:
                 pending.append((topic.name, data.index, INVALID_REQUEST))
+                continue
+            if topic.name == OFFSETS_TOPIC:  # only the group coordinator writes it
+                pending.append((topic.name, data.index, InvalidTopic.code))
                 continue
             records = bytes(data.records or b"")
             try:

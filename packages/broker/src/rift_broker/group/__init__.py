@@ -51,7 +51,12 @@ from rift_broker.group._messages import (
     Reply,
     SyncReply,
 )
-from rift_broker.group._partitioning import OFFSETS_TOPIC, java_string_hash, partition_for
+from rift_broker.group._partitioning import (
+    OFFSETS_TOPIC,
+    OFFSETS_TOPIC_CONFIGS,
+    java_string_hash,
+    partition_for,
+)
 from rift_broker.group._records import (
     GroupKey,
     GroupValue,
@@ -96,6 +101,7 @@ __all__ = [
     "MemberView",
     # FindCoordinator
     "OFFSETS_TOPIC",
+    "OFFSETS_TOPIC_CONFIGS",
     "partition_for",
     "java_string_hash",
     # __consumer_offsets records

@@ -11,9 +11,15 @@ The driver answers FindCoordinator with the leader of ``partition_for(group_id, 
 
 from __future__ import annotations
 
-__all__ = ["OFFSETS_TOPIC", "java_string_hash", "partition_for"]
+__all__ = ["OFFSETS_TOPIC", "OFFSETS_TOPIC_CONFIGS", "java_string_hash", "partition_for"]
 
 OFFSETS_TOPIC = "__consumer_offsets"
+#: Its configs wherever it is created or opened: committed offsets are kept forever
+#: (without compaction, retention would delete a quiet group's last commit).
+OFFSETS_TOPIC_CONFIGS: tuple[tuple[str, str], ...] = (
+    ("retention.ms", "-1"),
+    ("retention.bytes", "-1"),
+)
 
 _INT_MIN = -(2**31)
 

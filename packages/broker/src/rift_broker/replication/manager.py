@@ -297,7 +297,8 @@ class ReplicaManager(LeaderSide, FollowerSide):
         return min(deadlines)
 
     def maintain(self, *, now_ms: int, wall_ms: int) -> list[Maintained]:
-        """Roll aged segments and apply retention on every replica; what changed.
+        """Roll aged segments and apply retention on every replica; the replicas whose
+        segments it deleted, or on which it failed.
 
         ``now_ms`` is the clock appends are given (segment age is measured with
         it); ``wall_ms`` the wall clock that record timestamps are compared with
@@ -311,7 +312,7 @@ class ReplicaManager(LeaderSide, FollowerSide):
             if log.stopped:
                 continue
             try:
-                rolled = log.maybe_roll(now_ms)
+                log.maybe_roll(now_ms)
                 deleted = 0
                 if not replica.flushing:
                     limit = retention_limit(
@@ -322,12 +323,11 @@ class ReplicaManager(LeaderSide, FollowerSide):
             except (LogError, OSError) as error:
                 out.append(Maintained(topic=topic, partition=partition, error=str(error)))
                 continue
-            if rolled or deleted:
+            if deleted:
                 out.append(
                     Maintained(
                         topic=topic,
                         partition=partition,
-                        rolled=rolled,
                         deleted=deleted,
                         log_start_offset=log.log_start_offset,
                     )

@@ -152,11 +152,11 @@ Effect = SendToPeer | ProduceDone | NeedFlush | ProposeIsr | Observed
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Maintained:
-    """What a maintenance round did to one replica's log (for the driver to log)."""
+    """A maintenance round that deleted segments of one replica's log, or failed on
+    it (for the driver to log)."""
 
     topic: str
     partition: int
-    rolled: bool = False
     deleted: int = 0  # segments deleted by retention
     log_start_offset: int = -1
     error: str | None = None

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from rift_broker.errors import KafkaError, UnknownTopicOrPartition
 from rift_broker.group import (
     OFFSETS_TOPIC,
+    OFFSETS_TOPIC_CONFIGS,
     OffsetsRecord,
     SkippedRecords,
     decode_batches,
@@ -90,7 +91,7 @@ def ensure_offsets_topic(registry: TopicRegistry, *, partitions: int, now_ms: in
         spec = TopicSpec(
             name=OFFSETS_TOPIC,
             partitions=partitions,
-            configs={"retention.ms": "-1", "retention.bytes": "-1"},
+            configs=dict(OFFSETS_TOPIC_CONFIGS),
         )
         return registry.create(spec, now_ms=now_ms)
     if topic.spec.partitions != partitions:

@@ -3,7 +3,8 @@
 ``with BrokerThread(config) as broker: ...`` starts a real broker (real sockets,
 real files) on its own event loop and thread, and stops it gracefully on exit;
 ``broker.bootstrap`` is the ``host:port`` to give a client. Use port 0 for an
-ephemeral port.
+ephemeral port. :func:`produce_to_every_partition` and :func:`committed_offsets`
+are the two client-side steps the consumer-group tests share.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TypeVar
 from rift_broker.server.broker import Broker
 from rift_broker.server.config import BrokerConfig
 
-__all__ = ["BrokerThread"]
+__all__ = ["BrokerThread", "committed_offsets", "produce_to_every_partition"]
 
 T = TypeVar("T")
 
@@ -92,3 +93,37 @@ class BrokerThread:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def produce_to_every_partition(
+    bootstrap: str, topic: str, *, partitions: int, per_partition: int, tag: str
+) -> set[tuple[int, int, str]]:
+    """``per_partition`` records ``"{tag}-{partition}-{i}"`` to each partition of
+    ``topic`` (acks=all), every one acknowledged: ``(partition, offset, value)`` each."""
+    from rift_client import sync
+
+    with sync.Producer(bootstrap, acks="all") as producer:
+        reports = []
+        for i in range(per_partition):
+            for partition in range(partitions):
+                value = f"{tag}-{partition}-{i}".encode()
+                reports.append((value, producer.send(topic, value, partition=partition)))
+    acked = set()
+    for value, report in reports:
+        assert report.ok, report
+        acked.add((report.partition, report.offset, value.decode()))
+    return acked
+
+
+def committed_offsets(
+    bootstrap: str, topic: str, group: str, *, partitions: int
+) -> dict[int, int | None]:
+    """The group's committed offsets per partition, through OffsetFetch (without
+    joining the group)."""
+    from rift_client import TopicPartition, sync
+
+    with sync.Consumer(bootstrap, group_id=group) as consumer:
+        offsets = consumer.committed(
+            [TopicPartition(topic=topic, partition=p) for p in range(partitions)]
+        )
+    return {tp.partition: offset for tp, offset in offsets.items()}

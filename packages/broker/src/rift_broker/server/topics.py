@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +25,19 @@ from rift_broker.errors import (
     InvalidReplicationFactor,
     InvalidTopic,
 )
+from rift_broker.group import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS
 from rift_broker.log import LogConfig
 
-__all__ = ["MAX_PARTITIONS", "TopicSpec", "topic_log_config", "validate_topic", "validate_name"]
+__all__ = [
+    "MAX_PARTITIONS",
+    "TopicSpec",
+    "replica_log_config",
+    "topic_log_config",
+    "validate_name",
+    "validate_topic",
+]
+
+_log = logging.getLogger("rift_broker.topics")
 
 MAX_PARTITIONS = 10_000
 _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
@@ -93,6 +104,19 @@ def topic_log_config(base: LogConfig, configs: Mapping[str, str]) -> LogConfig:
         attribute: int(configs[key]) for key, attribute in _LOG_SETTINGS.items() if key in configs
     }
     return dataclasses.replace(base, **overrides) if overrides else base
+
+
+def replica_log_config(base: LogConfig, topic: str, configs: Mapping[str, str]) -> LogConfig:
+    """A cluster replica's log settings: :func:`topic_log_config`, except that invalid
+    configs (the controller does not check them) fall back to ``base`` with an error
+    logged, and the offsets topic always has its own (even one created without them)."""
+    if topic == OFFSETS_TOPIC:
+        configs = {**configs, **dict(OFFSETS_TOPIC_CONFIGS)}
+    try:
+        return topic_log_config(base, configs)
+    except ValueError as e:
+        _log.error("topic %s has invalid log configs (%s); using the broker's", topic, e)
+        return base
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
