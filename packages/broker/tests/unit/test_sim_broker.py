@@ -8,10 +8,10 @@ from dataclasses import replace
 
 from rift_broker.chaos_plugin import sim as broker_sim
 from rift_broker.chaos_plugin._sim_messages import ReadCall
-from rift_broker.chaos_plugin._sim_node import OFFSET_NOT_AVAILABLE
 from rift_broker.chaos_plugin.sim import simulation_system
 from rift_broker.cluster.raft_store import FileRaftStorage
 from rift_broker.raft import HardState, Ready
+from rift_broker.replication.messages import OFFSET_NOT_AVAILABLE
 from rift_chaos.sim.runner import SimOutcome, run_scenario
 from rift_chaos.sim.scenario import Fault, Scenario, draw_scenario, find_harness_factory
 from rift_chaos.sim.shrink import restrict
@@ -177,9 +177,12 @@ def test_a_leader_whose_high_watermark_trails_its_epoch_start_does_not_give_an_e
     hw = leading.high_watermark
     assert hw > 0
     at_end = ReadCall(request_id=1, topic="t", partition=0, offset=hw)
+    replicas = sim_node.node.replicas
     assert sim_node._read(at_end).error == 0
+    assert replicas.latest_offset("t", 0) == (0, hw)  # what the broker's ListOffsets says
     leading.epoch_start_offset = hw + 1  # as if it had just taken over
     assert sim_node._read(at_end).error == OFFSET_NOT_AVAILABLE
+    assert replicas.latest_offset("t", 0) == (OFFSET_NOT_AVAILABLE, -1)
     below = sim_node._read(ReadCall(request_id=2, topic="t", partition=0, offset=0))
     assert below.error == 0  # what lies below the high watermark is served as ever
     assert below.records

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kio.schema.errors import ErrorCode
-
 from rift_broker.chaos_plugin._sim_messages import (
     CreateTopicAnswer,
     CreateTopicCall,
@@ -58,7 +56,6 @@ if TYPE_CHECKING:
     from rift_chaos.sim import NodeContext
 
 READ_MAX_BYTES = 64 * 1024
-OFFSET_NOT_AVAILABLE = int(ErrorCode.offset_not_available.value)
 # Index every batch: simulated logs are tiny, and reads then find offsets without a scan.
 LOG_CONFIG = LogConfig(index_interval_bytes=0)
 
@@ -300,19 +297,11 @@ class BrokerSimNode:
             topic=call.topic, partition=call.partition, offset=call.offset, max_bytes=READ_MAX_BYTES
         )
         error = result.error
-        replica = replicas._replicas.get((call.topic, call.partition))
-        leading = replica.leader if replica is not None else None
-        # Nothing more to read: readers take the high watermark for the end of the log.
-        # A new leader's may still trail what its predecessor acknowledged (until its
-        # followers fetch); like Kafka's ListOffsets (KIP-207), say the end is not
-        # known yet rather than give one that is too early.
-        if (
-            error == NONE
-            and not result.records
-            and leading is not None
-            and leading.high_watermark < leading.epoch_start_offset
-        ):
-            error = OFFSET_NOT_AVAILABLE
+        if error == NONE and not result.records:
+            # Nothing more to read: readers take this for the end of the log, which
+            # is only known when the broker's ListOffsets "latest" would give one.
+            end_error, _ = replicas.latest_offset(call.topic, call.partition)
+            error = end_error
         return ReadAnswer(
             request_id=call.request_id,
             error=error,

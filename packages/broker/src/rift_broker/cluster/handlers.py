@@ -304,7 +304,8 @@ async def handle_list_offsets(ctx: BrokerContext, request: Request) -> Any:
         if wanted == _EARLIEST:
             return NONE, log.log_start_offset, -1, epoch
         if wanted == _LATEST:
-            return NONE, hw, -1, epoch
+            code, latest = replicas.latest_offset(topic, index)
+            return code, latest, -1, epoch
         if wanted < 0:
             return INVALID_REQUEST, -1, -1, epoch
         found = log.offset_for_timestamp(wanted)

@@ -64,6 +64,7 @@ from rift_broker.replication.messages import (
     NONE,
     NOT_ENOUGH_REPLICAS,
     NOT_LEADER_OR_FOLLOWER,
+    OFFSET_NOT_AVAILABLE,
     OFFSET_OUT_OF_RANGE,
     UNKNOWN_TOPIC_OR_PARTITION,
     Effect,
@@ -364,6 +365,24 @@ class ReplicaManager(LeaderSide, FollowerSide):
             log_start_offset=log.log_start_offset,
             log_end_offset=log.log_end_offset,
         )
+
+    def latest_offset(self, topic: str, partition: int) -> tuple[int, int]:
+        """ListOffsets "latest" on the leader: ``(error, offset)``.
+
+        The high watermark, except while a new leader's still trails the start of
+        its epoch: what its predecessor acknowledged may lie above it until the
+        followers' next fetches. Then OFFSET_NOT_AVAILABLE, as Kafka answers
+        (KIP-207), so a reader asks again rather than take an end that is too early.
+        """
+        replica = self._replicas.get((topic, partition))
+        if replica is None:
+            return UNKNOWN_TOPIC_OR_PARTITION, -1
+        leader = replica.leader
+        if leader is None:
+            return NOT_LEADER_OR_FOLLOWER, -1
+        if leader.high_watermark < leader.epoch_start_offset:
+            return OFFSET_NOT_AVAILABLE, -1
+        return NONE, leader.high_watermark
 
     def high_watermark(self, topic: str, partition: int) -> int | None:
         replica = self._replicas.get((topic, partition))

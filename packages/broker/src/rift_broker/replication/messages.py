@@ -21,6 +21,7 @@ from rift_broker.replication._leader import IsrChange
 
 NONE: int = int(ErrorCode.none.value)
 OFFSET_OUT_OF_RANGE: int = int(ErrorCode.offset_out_of_range.value)
+OFFSET_NOT_AVAILABLE: int = int(ErrorCode.offset_not_available.value)
 UNKNOWN_TOPIC_OR_PARTITION: int = int(ErrorCode.unknown_topic_or_partition.value)
 NOT_LEADER_OR_FOLLOWER: int = int(ErrorCode.not_leader_or_follower.value)
 REQUEST_TIMED_OUT: int = int(ErrorCode.request_timed_out.value)
