@@ -88,10 +88,10 @@ class Stats:
             self.last_time = last_time
 
     def to_dict(self) -> dict[str, Any]:
-        for f, counts in self.by_f.items():
-            counts["ok"] = len(self.latency.get(f, ()))
+        # An ok op is counted by its latency entry (see op and seen).
+        by_f = {f: {**c, "ok": len(self.latency.get(f, ()))} for f, c in self.by_f.items()}
         by_type = {"ok": 0, "fail": 0, "info": 0}
-        for counts in self.by_f.values():
+        for counts in by_f.values():
             for k, n in counts.items():
                 by_type[k] += n
         ops = sum(by_type.values())
@@ -111,7 +111,7 @@ class Stats:
             "ops": ops,
             "events": self.events,
             "by_type": by_type,
-            "by_f": {f: dict(c) for f, c in sorted(self.by_f.items())},
+            "by_f": dict(sorted(by_f.items())),
             "incomplete": self.incomplete,
             "observations": dict(sorted(self.observed.items())),
             "duration_s": duration,
