@@ -92,19 +92,15 @@ def analyze(batches: Iterable[list[Any]], state: LogState, stats: Stats) -> None
             # Envelope and pairing (rift_checker._jsonl.pair_batches, inlined).
             if not typed and type(e) is not ModelLine:
                 check_event(e, expected, last_time, open_ops, retired, path=path)
+            # A ModelLine's types are checked, its f is one of the model's and its
+            # process is an int >= 0, the nemesis or null (see rift_checker._decode).
             t = e.time
-            f = e.f
-            if e.index != expected or t < last_time or not f:
+            if e.index != expected or t < last_time:
                 check_event(e, expected, last_time, open_ops, retired, path=path)
             typ = e.type
             p = e.process
             if typ == "invoke":
-                if (
-                    ((type(p) is not int or p < 0) and p != NEMESIS)
-                    or p in open_ops
-                    or p in retired
-                    or e.error is not None
-                ):
+                if p is None or p in open_ops or p in retired or e.error is not None:
                     check_event(e, expected, last_time, open_ops, retired, path=path)
                 open_ops[p] = e
                 last_time = t
@@ -115,20 +111,21 @@ def analyze(batches: Iterable[list[Any]], state: LogState, stats: Stats) -> None
                 expected += 1
                 _observe(e, state, stats, path)
                 continue
+            f = e.f
             inv = open_ops.pop(p, None)
             if inv is None or inv.f != f:
                 if inv is not None:
                     open_ops[p] = inv  # as it was, for the error message
                 check_event(e, expected, last_time, open_ops, retired, path=path)
             assert inv is not None
-            if typ == "info" and p != NEMESIS:  # the nemesis is one actor, never checked
-                retired.add(p)
             last_time = t
             expected += 1
             # The fast path: an ok send or poll of a client whose values the typed
             # decoder shaped. Everything else, and anything odd about these, goes
             # to _fold (see the module doc).
             if typ != "ok" or type(p) is not int:
+                if typ == "info" and p != NEMESIS:  # the nemesis is one actor, never checked
+                    retired.add(p)
                 _fold(inv, e, typ, state, stats)
                 continue
             op = inv.index

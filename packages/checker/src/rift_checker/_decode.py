@@ -57,6 +57,13 @@ BLOCK_SIZE = 1 << 16
 NonNegative = Annotated[int, Meta(ge=0)]
 #: Decoded as a Literal, an event type is one shared string object, quick to compare.
 EventType = Literal["invoke", "ok", "fail", "info", "observe"]
+#: The ``f`` of client ops and observations (rift_checker.history's CLIENT_FS and
+#: OBSERVATION_FS; a test holds them equal).
+ModelF = Literal[
+    "send", "poll", "final-read", "assign", "subscribe", "commit", "leader", "high-watermark"
+]
+#: The process of nemesis ops (rift_checker.history's NEMESIS; a test holds them equal).
+NemesisProcess = Literal["nemesis"]
 #: One ``[offset, value]`` record of a read.
 Record = tuple[NonNegative, int | str]
 
@@ -71,10 +78,11 @@ class Value(Struct, gc=False):
     not decode into this type at all (its line becomes a :class:`LooseLine`).
     """
 
+    # In the order the writer puts the keys (msgspec looks for the next field first).
     topic: str | UnsetType = UNSET
-    value: int | str | UnsetType = UNSET
     partition: NonNegative | None = None
     offset: NonNegative | None = None
+    value: int | str | UnsetType = UNSET
     epoch: int | None = None
     node: str | None = None
     records: dict[str, list[Record]] | None = None
@@ -83,22 +91,36 @@ class Value(Struct, gc=False):
     log_start: dict[str, NonNegative] | None = msgspec.field(default=None, name="log-start")
 
 
-class Line(Struct, gc=False):
-    """One event with its envelope types checked; ``value`` is the decoded JSON."""
+class Line(Struct, gc=False, kw_only=True):
+    """One event with its envelope types checked; ``value`` is the decoded JSON.
+
+    The fields are in the order the writer puts the keys: msgspec matches each key
+    against the field after the last one first, so a line in that order costs one
+    comparison per key.
+    """
 
     index: int
     time: int
     type: EventType
-    f: str
     process: int | str | None = None
     node: str | None = None
+    f: str
     value: Any = None
     error: str | None = None
 
 
-class ModelLine(Line, gc=False):
-    """A :class:`Line` whose ``value`` fits :class:`Value` (or is null)."""
+class ModelLine(Line, gc=False, kw_only=True):
+    """A :class:`Line` of the log model: ``value`` fits :class:`Value` (or is null),
+    ``f`` is one the model knows (:data:`ModelF`).
 
+    A nemesis op's line, whose ``f`` may be anything, is refused and read as a
+    :class:`LooseLine`; with ``f`` decoded as a Literal, every line's ``f`` is one
+    shared string, so it takes no allocation and compares by identity. A process
+    is an int >= 0, the nemesis or null (only invokes must have one).
+    """
+
+    process: NonNegative | NemesisProcess | None = None
+    f: ModelF
     value: Value | None = None
 
 

@@ -6,12 +6,13 @@ from rift_checker import bench
 
 
 def test_table_growth_exponents():
-    def row(ops: int, cpu: float, rss: float) -> bench.Measure:
+    def row(ops: int, cpu: float, rss: float, best: float) -> bench.Measure:
         return bench.Measure(
             ops=ops,
             events=2 * ops,
             size_mb=ops / 1e4,
             cpu=cpu,
+            cpu_best=best,
             wall=cpu,
             rss=rss,
             rss_before=40.0,
@@ -19,6 +20,6 @@ def test_table_growth_exponents():
             runs=1,
         )
 
-    table = bench._table([row(10_000, 0.05, 45.0), row(1_000_000, 5.0, 540.0)])
-    assert "CPU time x100.0 (k=1.00)" in table
+    table = bench._table([row(10_000, 0.05, 45.0, 0.04), row(1_000_000, 5.0, 540.0, 40.0)])
+    assert "CPU time x100.0 (k=1.00; best k=1.50)" in table
     assert "memory x100.0 (k=1.00)" in table

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import typing
 from typing import Any
 
 import msgspec
@@ -20,6 +21,7 @@ import pytest
 import rift_checker._decode as decode
 import rift_checker.reader as reader
 from rift_checker import HistoryReader, HistoryWriter, InvalidHistory, Op, check_history
+from rift_checker.history import CLIENT_FS, NEMESIS, OBSERVATION_FS
 from rift_checker.synth import generate_history
 
 HEADER = '{"rift_history": 1}\n'
@@ -132,6 +134,8 @@ def _damage(rng: random.Random, events: list[dict[str, Any]], n: int) -> None:
                     value[key] = new
         elif rng.random() < 0.1:
             e["process"] = "nemesis"
+        elif rng.random() < 0.05:
+            e["f"] = rng.choice(["kill", "Send"])  # no f of the model: not a ModelLine
         elif rng.random() < 0.1 and e["type"] == "ok":
             e["type"] = rng.choice(["fail", "info"])
         elif e["f"] == "send" and isinstance(v, dict):
@@ -149,6 +153,11 @@ def _damage(rng: random.Random, events: list[dict[str, Any]], n: int) -> None:
                     _damage_records(rng, recs)
         elif isinstance(v, dict) and "offset" in v:
             v["offset"] = max(0, v["offset"] + rng.choice([-2, -1, 1, 2]))
+
+
+def test_the_model_fs_are_those_of_the_history_model():
+    assert set(typing.get_args(decode.ModelF)) == CLIENT_FS | OBSERVATION_FS
+    assert typing.get_args(decode.NemesisProcess) == (NEMESIS,)
 
 
 @pytest.mark.parametrize("chunk", range(6))
