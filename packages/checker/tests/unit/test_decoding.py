@@ -330,3 +330,81 @@ def test_a_block_decodes_as_its_lines_one_by_one(block):
         return [repr(x) if isinstance(x, ValueError) else x for x in items]
 
     assert shown(decode.decode_block(block, model)) == shown(decode.decode_lines(lines, model))
+
+
+# Edits to the envelope of one event: (key, new value, or a function of the event).
+_ENVELOPE: list[tuple[str, Any]] = [
+    ("index", lambda e: e["index"] + 1),
+    ("index", lambda e: str(e["index"])),
+    ("time", lambda e: e["time"] - 2),
+    ("time", 1.5),
+    ("time", None),
+    ("type", "done"),
+    ("type", "invoke"),
+    ("type", "info"),
+    ("type", "ok"),
+    ("process", -1),
+    ("process", "p"),
+    ("process", None),
+    ("process", True),
+    ("process", NEMESIS),
+    ("process", lambda e: (e["process"] + 1) if isinstance(e["process"], int) else 0),
+    ("f", ""),
+    ("f", 5),
+    ("f", "poll"),
+    ("f", "send"),
+    ("f", "kill"),
+    ("error", "boom"),
+    ("error", 5),
+    ("node", 5),
+]
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_the_checker_and_the_reader_find_the_same_envelope_errors(chunk, tmp_path):
+    # The checker's pass tests the envelope and pairing rules inline, in their
+    # cheapest form for the lines its typed decoder took; the reader pairs by the
+    # one statement of those rules (rift_checker._jsonl). On any damaged envelope the
+    # checker must report the reader's first error, unless it found a problem in a
+    # value (which the reader does not judge) at an earlier line.
+    differ = []
+    for seed in range(chunk * 50, chunk * 50 + 50):
+        rng = random.Random(seed)
+        header, events = _events(
+            seed,
+            ops=rng.randint(2, 60),
+            workers=rng.randint(1, 4),
+            partitions=rng.randint(1, 2),
+            info_rate=rng.choice([0.0, 0.2]),
+            observe_rate=rng.choice([0.0, 0.1]),
+        )
+        for i, e in enumerate(events):
+            e["index"] = i
+            e["time"] = 2 * i
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            e = rng.choice(events)
+            key, new = rng.choice(_ENVELOPE)
+            e[key] = new(e) if callable(new) else new
+        path = tmp_path / f"h{seed}.jsonl"
+        path.write_text(header + "\n" + "".join(json.dumps(e) + "\n" for e in events))
+        try:
+            with HistoryReader(path) as r:
+                for _ in r:
+                    pass
+            by_reader = None
+        except InvalidHistory as exc:
+            by_reader = (exc.line, str(exc))
+        try:
+            check_history(path)
+            by_checker = None
+        except InvalidHistory as exc:
+            by_checker = (exc.line, str(exc))
+        if by_reader is None:
+            agree = True  # the checker may still refuse a value
+        else:
+            agree = by_checker is not None and (
+                by_checker == by_reader or by_checker[0] < by_reader[0]
+            )
+        if not agree:
+            differ.append((seed, by_reader, by_checker))
+    assert not differ, f"the checker and the reader disagree: {differ[:3]}"
