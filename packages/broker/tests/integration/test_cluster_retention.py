@@ -14,12 +14,17 @@ import functools
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from rift_broker.chaos_plugin._client import KAFKA_PORT, BrokerClient
 from rift_broker.cluster import dev
 from rift_broker.cluster.dev import LocalCluster, read_partition_log, running_cluster
 from rift_broker.records import iter_batches
+from rift_chaos.op import Op, OpType
+from rift_chaos.remote import Node
+from rift_chaos.system import SystemSettings
 from rift_client import PartitionInfo, TopicPartition, sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -80,6 +85,24 @@ def read_from_earliest(bootstrap: str, end: int) -> list[tuple[int, bytes]]:
 
 def batches_by_offset(data: bytes) -> dict[int, bytes]:
     return {h.base_offset: data[p : p + h.size] for p, h in iter_batches(data)}
+
+
+def final_read(cluster: LocalCluster) -> dict[str, Any]:
+    """A ``final-read`` op of the toolkit's client for this broker; its ok value."""
+    settings = SystemSettings(topic=TOPIC, partitions=1)
+    nodes = [
+        Node(name=f"n{i}", host="127.0.0.1", index=i, port_offset=n.port - KAFKA_PORT)
+        for i, n in enumerate(cluster.nodes.values())
+    ]
+    client = BrokerClient(settings=settings, nodes=nodes)
+    client.open(nodes[0], timeout=5.0)
+    try:
+        done = client.invoke(Op(type=OpType.INVOKE, f="final-read", process=0, value=None))
+    finally:
+        client.close()
+    assert done.type == OpType.OK, done
+    value: dict[str, Any] = done.value
+    return value
 
 
 @pytest.fixture
@@ -160,6 +183,14 @@ def test_every_replica_applies_retention_and_a_lagging_follower_catches_up(
             "records after an out-of-range seek", lambda: consumer.poll(timeout_ms=500)
         )
         assert polled[0].offset >= earliest
+
+    # The toolkit's final read reports the log start: what lies below it was deleted.
+    final = final_read(cluster)
+    read = [o for o, _ in final["records"][f"{TOPIC}/0"]]
+    assert read == list(range(read[0], latest))
+    # Asked for after the read: retention may have moved on since the read began.
+    assert list(final["log-start"]) == [f"{TOPIC}/0"]
+    assert earliest <= read[0] <= final["log-start"][f"{TOPIC}/0"] < latest
 
     # Stopped cleanly, the replicas hold the same batches where their logs overlap.
     codes = cluster.stop(timeout_s=20)

@@ -18,7 +18,9 @@ A worker's operations map onto our Kafka client:
 - ``commit`` commits the worker's consumed positions and completes with them as
   ``{"offsets": {"topic/partition": offset}}``: ``ok`` when the coordinator
   acknowledged, ``fail`` when the client says it certainly was not written;
-- ``final-read`` reads every partition from its start up to its high watermark.
+- ``final-read`` reads every partition from its start up to its high watermark,
+  and reports each log start above 0 after the read (``"log-start"``: retention
+  deleted the records below it, acknowledged or not).
 
 A read changes nothing, so a read that failed is a ``fail``; but a read that did
 return is ``ok`` even if empty.
@@ -100,7 +102,7 @@ class BrokerClient:
         if op.f == "commit":
             return self._commit(op, self._consumer)
         if op.f == "final-read":
-            return op.ok(value={"records": self._read_everything()})
+            return op.ok(value=self._read_everything())
         return op.fail(error=f"unsupported operation {op.f!r}")
 
     def _fresh_consumer(self, *, group: bool) -> Consumer:
@@ -164,12 +166,14 @@ class BrokerClient:
         error = f"{type(report.error).__name__}: {report.error}"
         return op.fail(error=error) if report.definite else op.info(error=error)
 
-    def _read_everything(self) -> dict[str, list[list[Any]]]:
-        """Every partition from its start to its high watermark.
+    def _read_everything(self) -> dict[str, Any]:
+        """Every partition from its start to its high watermark, and the log starts.
 
         Right after faults heal, a new leader's high watermark can still trail what
         was committed (it learns it from its followers' next fetches), so the read
-        goes on until the high watermarks hold still across two looks.
+        goes on until the high watermarks hold still across two looks. The log
+        starts are asked for once the read is done: a record below one is gone
+        whether or not the read began before its deletion.
         """
         tps = self._all_partitions()
         out: dict[str, list[list[Any]]] = {f"{tp.topic}/{tp.partition}": [] for tp in tps}
@@ -189,7 +193,12 @@ class BrokerClient:
                     for tp_key, rows in _grouped(reader.poll(timeout_ms=500)).items():
                         out[tp_key].extend(rows)
                 if ends == previous or time.monotonic() > deadline:
-                    return out
+                    starts = admin.list_offsets(tps, spec="earliest")
+                    value: dict[str, Any] = {"records": out}
+                    deleted = {f"{tp.topic}/{tp.partition}": o for tp, o in starts.items() if o}
+                    if deleted:
+                        value["log-start"] = dict(sorted(deleted.items()))
+                    return value
                 previous = ends
                 time.sleep(1.0)
 
