@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import json.scanner
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Annotated, Any, Literal
 
 import msgspec
@@ -220,12 +220,15 @@ def decode_block(block: bytes, decoder: msgspec.json.Decoder[Any]) -> list[Line 
         return decode_lines(lines, decoder)
 
 
-def read_blocks(stream: IO[bytes], *, size: int | None = None) -> Iterator[bytes]:
+def read_blocks(
+    stream: IO[bytes], *, size: int | None = None, on_read: Callable[[int], object] | None = None
+) -> Iterator[bytes]:
     """Blocks of whole lines of a binary stream, each ending with ``\\n``.
 
     Line ends are those of text mode: ``\\r\\n`` and ``\\r`` become ``\\n``. A last
     line without a newline gets one. A line longer than ``size`` spans reads and is
-    joined once (never re-copied per read).
+    joined once (never re-copied per read). ``on_read`` is told the size of every
+    read (for a progress display).
     """
     size = BLOCK_SIZE if size is None else size
     pending: list[bytes] = []
@@ -233,6 +236,8 @@ def read_blocks(stream: IO[bytes], *, size: int | None = None) -> Iterator[bytes
         block = stream.read(size)
         if not block:
             break
+        if on_read is not None:
+            on_read(len(block))
         if b"\r" in block:
             while block[-1:] == b"\r":  # so that a \r\n is never split
                 more = stream.read(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 
 from rift_checker._analyzer import analyze
 from rift_checker._cycles import find_cycles
@@ -18,11 +19,17 @@ __all__ = ["check_history"]
 _DEFAULT = CheckConfig()
 
 
-def check_history(source: HistorySource, *, config: CheckConfig = _DEFAULT) -> Result:
+def check_history(
+    source: HistorySource,
+    *,
+    config: CheckConfig = _DEFAULT,
+    on_read: Callable[[int], object] | None = None,
+) -> Result:
     """Check a history (a path, an open text stream, or its lines) against the log model.
 
     Streams the file once; memory grows with the number of distinct values and
-    offsets, not with the size of the file. Raises
+    offsets, not with the size of the file. ``on_read`` is told the size of each
+    read of a history file, for a progress display. Raises
     :class:`~rift_checker.errors.InvalidHistory` (with the line number) if the
     history breaks the schema.
     """
@@ -33,14 +40,16 @@ def check_history(source: HistorySource, *, config: CheckConfig = _DEFAULT) -> R
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _check(source, config)
+        return _check(source, config, on_read)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _check(source: HistorySource, config: CheckConfig) -> Result:
-    with HistoryReader(source) as reader:
+def _check(
+    source: HistorySource, config: CheckConfig, on_read: Callable[[int], object] | None
+) -> Result:
+    with HistoryReader(source, on_read=on_read) as reader:
         state = LogState(path=reader.path, max_cases=config.max_cases)
         stats = Stats()
         analyze(reader.line_batches(model=True), state, stats)

@@ -12,18 +12,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rift_checker.check import check_history
 from rift_checker.config import CHECKS, CheckConfig
 from rift_checker.errors import CheckerError
 from rift_checker.reader import fetch_ops
 from rift_checker.render import print_result, shown_op_ids
+from rift_checker.results import Result
 
 __all__ = ["main", "build_parser", "EXIT_VALID", "EXIT_INVALID", "EXIT_UNKNOWN"]
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
 EXIT_UNKNOWN = 2  # also any error
+#: Histories from this size on (about 60,000 operations) are checked with a progress bar.
+PROGRESS_FROM_BYTES = 16 << 20
 
 
 def _names(text: str) -> frozenset[str]:
@@ -87,6 +91,23 @@ def _history_path(path: Path) -> Path:
     return path
 
 
+def _check_with_progress(history: Path, config: CheckConfig, *, show: bool) -> Result:
+    """check_history, with a progress bar on stderr for a file big enough to wait for."""
+    size = history.stat().st_size
+    if not show or size < PROGRESS_FROM_BYTES:
+        return check_history(history, config=config)
+    with Progress(
+        TextColumn("checking {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(history.name, total=size)
+        return check_history(history, config=config, on_read=lambda n: progress.advance(task, n))
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str = "rift-check") -> int:
     """Run the CLI; return the exit status."""
     args = build_parser(prog).parse_args(argv)
@@ -98,7 +119,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "rift-check") -> int:
             tolerate=args.tolerate,
             max_cases=args.max_cases,
         )
-        result = check_history(history, config=config)
+        result = _check_with_progress(history, config, show=not args.quiet and err.is_terminal)
         if args.output != "-":
             out = Path(args.output) if args.output else history.with_name("results.json")
             try:

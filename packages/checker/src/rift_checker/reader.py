@@ -15,7 +15,7 @@ value must contain is checked by :func:`rift_checker.check_history`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
@@ -70,7 +70,11 @@ def _text_batches(
 class HistoryReader:
     """Iterate a history's operations and observations; see the module docstring."""
 
-    def __init__(self, source: HistorySource) -> None:
+    def __init__(
+        self, source: HistorySource, *, on_read: Callable[[int], object] | None = None
+    ) -> None:
+        """``on_read`` is told how many bytes each read of a history file took (for a
+        progress display; a text stream or lines are not reported)."""
         self.path: str | None = None
         self._file: IO[bytes] | None = None
         self._blocks: Iterator[bytes] | None = None
@@ -81,7 +85,7 @@ class HistoryReader:
             self.path = str(source)
             try:
                 self._file = open(source, "rb")  # noqa: SIM115
-                first, self._blocks = split_header(read_blocks(self._file))
+                first, self._blocks = split_header(read_blocks(self._file, on_read=on_read))
             except OSError as e:
                 self.close()
                 raise InvalidHistory(f"cannot read history: {e.strerror}", path=self.path) from None

@@ -101,3 +101,21 @@ def test_help_explains(capsys):
     assert "history.jsonl" in out
     assert "Exit status" in out
     assert "lost-write" in out
+
+
+def test_a_big_history_is_checked_with_a_progress_bar_told_every_byte(tmp_path, monkeypatch):
+    from rift_checker import cli
+    from rift_checker.config import CheckConfig
+    from rift_checker.synth import generate_history
+
+    path = tmp_path / "history.jsonl"
+    generate_history(path, ops=2000, seed=1)
+    told: list[int] = []
+    monkeypatch.setattr(cli, "PROGRESS_FROM_BYTES", 0)
+    monkeypatch.setattr(cli.Progress, "advance", lambda self, task, n: told.append(n))
+    result = cli._check_with_progress(path, CheckConfig(), show=True)
+    assert result.valid is True
+    assert sum(told) == path.stat().st_size
+    told.clear()
+    cli._check_with_progress(path, CheckConfig(), show=False)
+    assert told == []  # quiet, or not a terminal: no bar
