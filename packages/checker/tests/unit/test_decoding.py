@@ -51,6 +51,21 @@ def _events(seed: int, **params: Any) -> tuple[str, list[dict[str, Any]]]:
     return header, [json.loads(line) for line in lines]
 
 
+def _random_events(
+    seed: int, rng: random.Random, *, ops: int, workers: int, partitions: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """A valid history of random shape, sizes up to the given ones."""
+    return _events(
+        seed,
+        ops=rng.randint(2, ops),
+        workers=rng.randint(1, workers),
+        partitions=rng.randint(1, partitions),
+        fail_rate=rng.choice([0.0, 0.2]),
+        info_rate=rng.choice([0.0, 0.2]),
+        observe_rate=rng.choice([0.0, 0.1]),
+    )
+
+
 def _lines(header: str, events: list[dict[str, Any]]) -> list[str]:
     for i, e in enumerate(events):
         e["index"] = i
@@ -167,15 +182,7 @@ def test_typed_and_general_paths_agree(chunk):
     differ = []
     for seed in range(chunk * 60, chunk * 60 + 60):
         rng = random.Random(seed)
-        header, events = _events(
-            seed,
-            ops=rng.randint(2, 120),
-            workers=rng.randint(1, 5),
-            partitions=rng.randint(1, 3),
-            fail_rate=rng.choice([0.0, 0.2]),
-            info_rate=rng.choice([0.0, 0.2]),
-            observe_rate=rng.choice([0.0, 0.1]),
-        )
+        header, events = _random_events(seed, rng, ops=120, workers=5, partitions=3)
         _damage(rng, events, rng.choice([0, 1, 2, 5, 20]))
         lines = _lines(header, events)
         fast = _result(lines)
@@ -370,14 +377,7 @@ def test_the_checker_and_the_reader_find_the_same_envelope_errors(chunk, tmp_pat
     differ = []
     for seed in range(chunk * 50, chunk * 50 + 50):
         rng = random.Random(seed)
-        header, events = _events(
-            seed,
-            ops=rng.randint(2, 60),
-            workers=rng.randint(1, 4),
-            partitions=rng.randint(1, 2),
-            info_rate=rng.choice([0.0, 0.2]),
-            observe_rate=rng.choice([0.0, 0.1]),
-        )
+        header, events = _random_events(seed, rng, ops=60, workers=4, partitions=2)
         for i, e in enumerate(events):
             e["index"] = i
             e["time"] = 2 * i
