@@ -7,7 +7,10 @@ each check in a fresh child process, so that the child's peak resident memory
 baseline, before the check, is shown too). Throughput is operations
 (invoke/completion pairs) checked per second of the child's CPU time, the steadier
 figure on a busy machine, and of wall-clock time; the median over the repetitions
-is shown, and the best run (the one other work on the machine disturbed least). The
+is shown, and the best run (the one other work on the machine disturbed least). Each
+round also times reading and decoding the history alone (msgspec, as the check does),
+the floor of any check in Python: the ratio of the two, taken within each round, is
+the figure that other work on the machine disturbs least. The
 repetitions go round the sizes (every history once, then again), so that a busy
 spell slows all sizes alike instead of the one that happened to be running. The last
 lines give how time and memory grow with size: the ratio between sizes and the
@@ -77,6 +80,18 @@ def _check(path: str, out: Connection) -> None:
     out.close()
 
 
+def _decode_only(path: str, out: Connection) -> None:
+    """Child process: only read and decode the history, as the check does (its floor)."""
+    from rift_checker.reader import HistoryReader
+
+    cpu = time.process_time()
+    with HistoryReader(path) as reader:
+        for _ in reader.line_batches(model=True):
+            pass
+    out.send({"cpu": time.process_time() - cpu})
+    out.close()
+
+
 def _in_child(target: Any, *args: Any) -> Any:
     """Run ``target(*args, conn)`` in a fresh interpreter; return what it sends back."""
     ctx = multiprocessing.get_context("spawn")
@@ -112,6 +127,8 @@ class Measure:
     size_mb: float
     cpu: float
     cpu_best: float
+    decode: float  # CPU time of reading and decoding alone (median)
+    over_decode: float  # check CPU time / decode CPU time, median of the rounds
     wall: float
     rss: float
     rss_before: float
@@ -139,6 +156,8 @@ def _measure(path: Path, runs: list[dict[str, Any]]) -> Measure:
         size_mb=path.stat().st_size / 1e6,
         cpu=statistics.median(r["cpu"] for r in runs),
         cpu_best=min(r["cpu"] for r in runs),
+        decode=statistics.median(r["decode"] for r in runs),
+        over_decode=statistics.median(r["cpu"] / max(r["decode"], 1e-9) for r in runs),
         wall=statistics.median(r["wall"] for r in runs),
         rss=statistics.median(r["rss"] for r in runs),
         rss_before=statistics.median(r["rss_before"] for r in runs),
@@ -156,6 +175,7 @@ def _exponent(a: float, b: float, n_a: int, n_b: int) -> str:
 def _table(rows: list[Measure]) -> str:
     head = (
         f"{'ops':>10} {'events':>10} {'MB':>7} {'runs':>4} {'CPU s':>7} {'best s':>7} "
+        f"{'decode s':>8} {'/decode':>7} "
         f"{'wall s':>7} {'ops/s CPU':>10} {'ops/s best':>10} {'ops/s wall':>10} "
         f"{'peak RSS':>9} {'baseline':>9} {'verdict':>8}"
     )
@@ -163,7 +183,8 @@ def _table(rows: list[Measure]) -> str:
     for m in rows:
         lines.append(
             f"{m.ops:>10,} {m.events:>10,} {m.size_mb:>7.1f} {m.runs:>4} {m.cpu:>7.2f} "
-            f"{m.cpu_best:>7.2f} {m.wall:>7.2f} {m.ops_per_cpu_s:>10,.0f} "
+            f"{m.cpu_best:>7.2f} {m.decode:>8.2f} {m.over_decode:>6.2f}x "
+            f"{m.wall:>7.2f} {m.ops_per_cpu_s:>10,.0f} "
             f"{m.ops_per_best_cpu_s:>10,.0f} {m.ops_per_wall_s:>10,.0f} "
             f"{m.rss:>5.0f} MiB {m.rss_before:>5.0f} MiB {m.valid!s:>8}"
         )
@@ -239,10 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for round_ in range(1, args.repeat + 1):
             for path, done in zip(paths, runs, strict=True):
                 run = _in_child(_check, str(path))
+                run["decode"] = _in_child(_decode_only, str(path))["cpu"]
                 done.append(run)
                 print(
                     f"round {round_}/{args.repeat}: checked {run['ops']:,} ops in "
-                    f"{run['cpu']:.2f} s CPU ({run['ops'] / max(run['cpu'], 1e-9):,.0f} ops/s), "
+                    f"{run['cpu']:.2f} s CPU ({run['ops'] / max(run['cpu'], 1e-9):,.0f} ops/s; "
+                    f"decoding alone {run['decode']:.2f} s), "
                     f"peak RSS {run['rss']:.0f} MiB",
                     flush=True,
                 )

@@ -13,6 +13,8 @@ def test_table_growth_exponents():
             size_mb=ops / 1e4,
             cpu=cpu,
             cpu_best=best,
+            decode=cpu / 2,
+            over_decode=2.0,
             wall=cpu,
             rss=rss,
             rss_before=40.0,
