@@ -4,12 +4,9 @@ fails over under the new controller."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from rift_broker.cluster.dev import LocalCluster, running_cluster, wait_until
+from rift_broker.cluster.dev import LocalCluster, wait_until
 from rift_client import TopicInfo, sync
 
 pytestmark = pytest.mark.integration
@@ -38,18 +35,6 @@ def produce_everywhere(bootstrap: str, tag: str) -> None:
         for p in range(PARTITIONS):
             report = producer.send(TOPIC, f"{tag}-{p}".encode(), partition=p)
             assert report.ok, report
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    with running_cluster(
-        nodes=3,
-        directory=tmp_path,
-        session_timeout_ms=1500,
-        election_timeout_ms=300,
-        replica_lag_time_max_ms=2000,
-    ) as c:
-        yield c
 
 
 def test_controller_failover_keeps_partition_leadership_working(cluster: LocalCluster) -> None:

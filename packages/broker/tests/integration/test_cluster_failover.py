@@ -7,12 +7,10 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from rift_broker.cluster.dev import LocalCluster, read_partition_log, running_cluster, wait_until
+from rift_broker.cluster.dev import LocalCluster, read_partition_log, wait_until
 from rift_client import PartitionInfo, TopicInfo, TopicPartition, sync
 
 pytestmark = pytest.mark.integration
@@ -40,18 +38,6 @@ def read_all(bootstrap: str, topic: str = TOPIC, partition: int = 0) -> list[tup
             assert time.monotonic() < deadline, f"read {len(out)} of {end} records"
             out.extend((r.offset, r.value or b"") for r in consumer.poll(timeout_ms=500))
     return out
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    with running_cluster(
-        nodes=3,
-        directory=tmp_path,
-        session_timeout_ms=1500,
-        election_timeout_ms=300,
-        replica_lag_time_max_ms=2000,
-    ) as c:
-        yield c
 
 
 def create_topic(cluster: LocalCluster, topic: str = TOPIC, partitions: int = 1) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +19,35 @@ import pytest
 
 from rift_broker.chaos_plugin._client import KAFKA_PORT, BrokerClient
 from rift_broker.cluster import dev
-from rift_broker.cluster.dev import LocalCluster, read_partition_log, running_cluster
+from rift_broker.cluster.dev import LocalCluster, read_partition_log
 from rift_broker.records import iter_batches
 from rift_chaos.op import Op, OpType
 from rift_chaos.remote import Node
 from rift_chaos.system import SystemSettings
 from rift_client import PartitionInfo, TopicPartition, sync
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
 TOPIC = "retained"
 TP = TopicPartition(topic=TOPIC, partition=0)
 SEGMENT_BYTES = 2048
 RETENTION_BYTES = 8192
 VALUE = b"." * 150
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(120),
+    pytest.mark.cluster(
+        replica_lag_time_max_ms=1500,
+        extra_args=(
+            "--segment-bytes",
+            str(SEGMENT_BYTES),
+            "--retention-bytes",
+            str(RETENTION_BYTES),
+            "--maintenance-interval-s",
+            "0.3",
+        ),
+        registered_within_s=30,
+    ),
+]
 
 
 wait_until = functools.partial(dev.wait_until, within_s=20.0)
@@ -103,27 +117,6 @@ def final_read(cluster: LocalCluster) -> dict[str, Any]:
     assert done.type == OpType.OK, done
     value: dict[str, Any] = done.value
     return value
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    with running_cluster(
-        nodes=3,
-        directory=tmp_path,
-        session_timeout_ms=1500,
-        election_timeout_ms=300,
-        replica_lag_time_max_ms=1500,
-        extra_args=(
-            "--segment-bytes",
-            str(SEGMENT_BYTES),
-            "--retention-bytes",
-            str(RETENTION_BYTES),
-            "--maintenance-interval-s",
-            "0.3",
-        ),
-        registered_within_s=30,
-    ) as c:
-        yield c
 
 
 def test_every_replica_applies_retention_and_a_lagging_follower_catches_up(

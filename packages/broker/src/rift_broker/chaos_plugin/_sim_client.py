@@ -315,10 +315,15 @@ class FinalReader:
         self._leader = None if name == "retry" else self._leader
         self._ask(ctx)
 
+    def _next_offset(self) -> int:
+        """Where the read of the current partition goes on: after its last record,
+        else at its log start."""
+        records = self._records.get(self._partition)
+        return records[-1][0] + 1 if records else self._starts.get(self._partition, 0)
+
     def _ask(self, ctx: NodeContext) -> None:
         self._request += 1
-        records = self._records.setdefault(self._partition, [])
-        offset = records[-1][0] + 1 if records else self._starts.get(self._partition, 0)
+        offset = self._next_offset()
         target = self._leader or ctx.random.choice(list(self._shared.nodes))
         call = ReadCall(
             request_id=self._request, topic=TOPIC, partition=self._partition, offset=offset
@@ -331,8 +336,7 @@ class FinalReader:
             return
         partition = self._partition
         records = self._records.setdefault(partition, [])
-        offset = records[-1][0] + 1 if records else self._starts.get(partition, 0)
-        if message.error == OFFSET_OUT_OF_RANGE and message.log_start_offset > offset:
+        if message.error == OFFSET_OUT_OF_RANGE and message.log_start_offset > self._next_offset():
             # Retention deleted what we were to read next: read the partition again,
             # from its log start (one read of it, with no gap in it).
             self._leader = src
@@ -346,8 +350,7 @@ class FinalReader:
             return
         self._leader = src
         records.extend([offset, value] for offset, value in message.records)
-        offset = records[-1][0] + 1 if records else self._starts.get(partition, 0)
-        if message.records or offset < message.high_watermark:
+        if message.records or self._next_offset() < message.high_watermark:
             self._ask(ctx)
             return
         self._partition += 1

@@ -35,6 +35,7 @@ from rift_broker.controller import CreateTopicReply, CreateTopicRequest
 from rift_broker.log import LogConfig, LogError, PartitionLog
 from rift_broker.producer_state import ProducerStateTable
 from rift_broker.replication.messages import Maintained, NeedFlush, Observed, ProduceDone
+from rift_broker.server.context import wall_clock_ms
 from rift_broker.server.topics import replica_log_config
 from rift_broker.storage import OsStorage
 
@@ -43,11 +44,6 @@ _log = logging.getLogger("rift_broker.cluster")
 
 def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
-
-
-def wall_clock_ms() -> int:
-    """Record timestamps are wall-clock times: time retention compares with this."""
-    return time.time_ns() // 1_000_000
 
 
 class ClusterDriver:

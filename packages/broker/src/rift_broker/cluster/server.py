@@ -13,7 +13,6 @@ logs are flushed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import signal
@@ -29,7 +28,7 @@ from rift_broker.controller import ControllerConfig
 from rift_broker.errors import BrokerError, ConfigError
 from rift_broker.log import LogConfig
 from rift_broker.raft import RaftConfig
-from rift_broker.replication import ReplicationConfig
+from rift_broker.replication import Maintained, ReplicationConfig
 from rift_broker.server.broker import Broker
 from rift_broker.server.config import BrokerConfig
 from rift_broker.server.groups import GroupDriver
@@ -153,42 +152,27 @@ class ClusterBroker(Broker):
             config.data_dir,
         )
 
-    async def _maintain(self) -> None:
-        """Segment rolling by age and retention on every replica this node holds,
-        leader or follower, every ``maintenance_interval_s`` (as a single broker)."""
+    async def _maintenance_round(self) -> list[Maintained] | None:
+        """Every replica this node holds, leader or follower, on the node's task."""
         closing = self.context.closing
-        while not closing.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(closing.wait(), self.config.maintenance_interval_s)
-            driver = self.driver
-            if closing.is_set() or driver is None:
-                return
-            future = driver.maintain()
-            stopping = asyncio.ensure_future(closing.wait())
-            try:  # a node task that died never answers: stopping must not wait for it
-                waits: list[asyncio.Future[Any]] = [future, stopping]
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopping.cancel()
-            if not future.done():
-                future.cancel()
-                return
-            try:
-                done = future.result()
-            except Exception as e:  # a bug: keep serving, try again next round
-                _log.error("log maintenance failed: %s", e, exc_info=True)
-                continue
-            for item in done:
-                name = f"{item.topic}-{item.partition}"
-                if item.error is not None:
-                    _log.error("maintenance of %s failed: %s", name, item.error)
-                elif item.deleted:
-                    _log.info(
-                        "retention deleted %d segment(s) of %s; log start offset %d",
-                        item.deleted,
-                        name,
-                        item.log_start_offset,
-                    )
+        driver = self.driver
+        if driver is None:
+            return None
+        future = driver.maintain()
+        stopping = asyncio.ensure_future(closing.wait())
+        try:  # a node task that died never answers: stopping must not wait for it
+            waits: list[asyncio.Future[Any]] = [future, stopping]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not future.done():
+            future.cancel()
+            return None
+        try:
+            return future.result()
+        except Exception as e:  # a bug: keep serving, try again next round
+            _log.error("log maintenance failed: %s", e, exc_info=True)
+            return []
 
     def _partition_exists(self, topic: str, partition: int) -> bool:
         return self.driver is not None and (topic, partition) in self.driver.node.image.partitions

@@ -449,15 +449,12 @@ class PartitionLog:
             return 0
         new_start = max(self._log_start, self._bases[count])
         # Persist the new start before deleting, so a crash between cannot resurrect data.
-        write_checkpoint(self._storage, f"{self.directory}/{LOG_START_FILE}", [str(new_start)])
-        self._log_start = new_start
+        self._move_log_start(new_start)
         self._flushed = max(self._flushed, new_start)  # nothing below the start to lose
         for segment in self._segments[:count]:
             segment.delete()
         del self._segments[:count]
         del self._bases[:count]
-        if self._epochs.truncate_from_start(new_start):
-            self._persist_epochs()
         return count
 
     def advance_log_start(self, offset: int) -> bool:
@@ -475,11 +472,15 @@ class PartitionLog:
             raise OffsetOutOfRangeError(
                 f"cannot start the log at {offset}, beyond its flushed offset {self._flushed}"
             )
+        self._move_log_start(offset)
+        return True
+
+    def _move_log_start(self, offset: int) -> None:
+        """Persist ``offset`` as the log start, then adopt it (epochs below it go)."""
         write_checkpoint(self._storage, f"{self.directory}/{LOG_START_FILE}", [str(offset)])
         self._log_start = offset
         if self._epochs.truncate_from_start(offset):
             self._persist_epochs()
-        return True
 
     def truncate_fully_and_start_at(self, offset: int, *, now_ms: int) -> None:
         """Drop every record and restart the log, empty, at ``offset``.

@@ -36,8 +36,8 @@ class LeaderSide(ReplicaBase):
         if error != NONE or replica is None or replica.leader is None:
             return [SendToPeer(message=self._fetch_error(request, error))]
         leader, log = replica.leader, replica.log
-        if request.fetch_offset > log.log_end_offset or request.fetch_offset < log.log_start_offset:
-            return [SendToPeer(message=self._out_of_range(replica, request))]
+        if not log.log_start_offset <= request.fetch_offset <= log.log_end_offset:
+            return [SendToPeer(message=self._fetch_response(replica, request))]
         out: list[Effect] = []
         moved, change = leader.on_follower_fetch(
             follower=request.src, fetch_offset=request.fetch_offset, now_ms=now_ms
@@ -55,13 +55,17 @@ class LeaderSide(ReplicaBase):
     def _fetch_response(
         self, replica: Replica, request: ReplicaFetchRequest
     ) -> ReplicaFetchResponse:
+        """The leader's answer: records from the fetch offset, or OFFSET_OUT_OF_RANGE
+        when it lies outside the log (below the start, retention may have passed it
+        while the fetch was parked), with this leader's log start and high watermark:
+        a follower below the start restarts its log there (see ``_retention``)."""
         leader, log = replica.leader, replica.log
         if leader is None:
             return self._fetch_error(request, NOT_LEADER_OR_FOLLOWER)
-        if request.fetch_offset < log.log_start_offset:
-            return self._out_of_range(replica, request)  # retention passed it while parked
-        records = b""
-        if request.fetch_offset < log.log_end_offset:
+        error, records = NONE, b""
+        if not log.log_start_offset <= request.fetch_offset <= log.log_end_offset:
+            error = OFFSET_OUT_OF_RANGE
+        elif request.fetch_offset < log.log_end_offset:
             records = log.read(request.fetch_offset, max_bytes=request.max_bytes)
         return ReplicaFetchResponse(
             src=self.node_id,
@@ -69,26 +73,10 @@ class LeaderSide(ReplicaBase):
             topic=request.topic,
             partition=request.partition,
             leader_epoch=leader.leader_epoch,
-            error=NONE,
+            error=error,
             high_watermark=leader.high_watermark,
             log_start_offset=log.log_start_offset,
             records=records,
-        )
-
-    def _out_of_range(self, replica: Replica, request: ReplicaFetchRequest) -> ReplicaFetchResponse:
-        """OFFSET_OUT_OF_RANGE with this leader's log start and high watermark: a
-        follower below the start restarts its log there (see ``_retention``)."""
-        assert replica.leader is not None
-        return ReplicaFetchResponse(
-            src=self.node_id,
-            dst=request.src,
-            topic=request.topic,
-            partition=request.partition,
-            leader_epoch=replica.leader.leader_epoch,
-            error=OFFSET_OUT_OF_RANGE,
-            high_watermark=replica.leader.high_watermark,
-            log_start_offset=replica.log.log_start_offset,
-            records=b"",
         )
 
     def _fetch_error(self, request: ReplicaFetchRequest, error: int) -> ReplicaFetchResponse:

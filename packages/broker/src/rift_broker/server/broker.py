@@ -25,6 +25,7 @@ from collections.abc import Mapping
 
 from rift_broker.errors import BrokerError
 from rift_broker.protocol import ApiKey, VersionTable, table_for
+from rift_broker.replication.messages import Maintained
 from rift_broker.server.budget import ByteBudget
 from rift_broker.server.config import BrokerConfig
 from rift_broker.server.connection import Connection
@@ -147,31 +148,49 @@ class Broker:
         self._fatal_stop = asyncio.get_running_loop().create_task(self.stop())
 
     async def _maintain(self) -> None:
-        """Segment rolling by age and retention, every ``maintenance_interval_s``."""
-        ctx = self.context
-        while not ctx.closing.is_set():
-            try:
-                await asyncio.wait_for(ctx.closing.wait(), self.config.maintenance_interval_s)
-            except TimeoutError:
-                pass
-            if ctx.closing.is_set():
+        """Segment rolling by age and retention, every ``maintenance_interval_s``;
+        what each round deleted, or failed on, is logged."""
+        closing = self.context.closing
+        while not closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closing.wait(), self.config.maintenance_interval_s)
+            if closing.is_set():
                 return
-            now_ms = wall_clock_ms()
-            for partition in list(ctx.registry.partitions()):
-                try:
-                    deleted = partition.maintain(now_ms)
-                except Exception as e:  # one bad partition must not stop the others
-                    _log.error(
-                        "maintenance of %s-%d failed: %s", partition.topic, partition.index, e
-                    )
-                    continue
-                if deleted:
+            done = await self._maintenance_round()
+            if done is None:
+                return
+            for item in done:
+                name = f"{item.topic}-{item.partition}"
+                if item.error is not None:
+                    _log.error("maintenance of %s failed: %s", name, item.error)
+                elif item.deleted:
                     _log.info(
-                        "retention deleted %d segment(s) of %s-%d",
-                        deleted,
-                        partition.topic,
-                        partition.index,
+                        "retention deleted %d segment(s) of %s; log start offset %d",
+                        item.deleted,
+                        name,
+                        item.log_start_offset,
                     )
+
+    async def _maintenance_round(self) -> list[Maintained] | None:
+        """One round over every partition: those it deleted segments of or failed on
+        (None: the broker is stopping)."""
+        now_ms = wall_clock_ms()
+        out: list[Maintained] = []
+        for partition in list(self.context.registry.partitions()):
+            topic, index = partition.topic, partition.index
+            try:
+                deleted = partition.maintain(now_ms)
+            except Exception as e:  # one bad partition must not stop the others
+                out.append(Maintained(topic=topic, partition=index, error=str(e)))
+                continue
+            if deleted:
+                start = partition.log.log_start_offset
+                out.append(
+                    Maintained(
+                        topic=topic, partition=index, deleted=deleted, log_start_offset=start
+                    )
+                )
+        return out
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         ctx = self.context
