@@ -23,6 +23,16 @@ the same code as the fast path. The fast path is an optimisation of the general
 one, never a second opinion; ``tests/unit/test_decoding.py`` runs histories
 through both and compares.
 
+The fast path exists twice. :meth:`_Pass.events` states it in Python; the native
+core (``_native.c``, built where a C compiler is found at install time) states it
+again in C, over the same Python state, without the interpreter's cost per event.
+:func:`analyze` hands each batch to the core first; the core stops at the first
+event it does not take exactly as :meth:`_Pass.events` would (anything but a
+well-formed invoke or an ok send or read of the fast path, and any integer beyond
+64 bits), untouched, and :meth:`_Pass.events` takes that one. So the general path,
+every error and every rare case stay in Python, and without the core the pass is the
+same, only slower. ``tests/unit/test_decoding.py`` checks the two against each other.
+
 Times in the cycle check are event indexes: the file is written in real-time order,
 so op A completed before op B was invoked exactly when A's completion index is
 below B's id.
@@ -57,6 +67,10 @@ __all__ = ["analyze"]
 # done_at's first size, in ops.
 _GROW = 1 << 16
 
+#: False makes the pass pure Python even where the native core is built (for the
+#: tests and the benchmark that compare the two).
+NATIVE = True
+
 
 def _bad(msg: str, e: Line, path: str | None) -> InvalidHistory:
     return InvalidHistory(msg, line=e.index + 2, path=path)
@@ -67,27 +81,77 @@ def analyze(batches: Iterable[list[Any]], state: LogState, stats: Stats) -> None
 
     ``batches`` are decoded lines (:mod:`rift_checker._decode`, ``ModelLine``
     where the typed decoder took the line). Envelope and pairing follow
-    :mod:`rift_checker._jsonl` (this loop tests its rules in their cheapest form and
+    :mod:`rift_checker._jsonl` (the pass tests their rules in their cheapest form and
     lets :func:`~rift_checker._jsonl.check_event` word every error); each operation
     is folded in when its completion is read, invokes never completed at the end.
+
+    With the native core built (``rift_checker._native``, see the module doc), it
+    takes each batch first and stops at the first event it does not take;
+    :meth:`_Pass.events` takes that one, and the core goes on after it.
     """
-    path = state.path
-    latency = stats.latency
-    lat_send = lat_poll = None  # latency[SEND] and latency[POLL], once they exist
-    sent = state.sent
-    tp_pairs = state.tp_pairs
-    done_at = state.done_at
-    capacity = len(done_at)
-    open_ops: dict[Any, Line] = {}
-    retired: set[Any] = set()  # processes whose op ended info: never reused
-    last_time = -1
-    last_done = None  # the time of the last completion the fast path folded in
-    expected = 0  # the index of the event on the current line
-    first: Any = None  # the first event: its time is the earliest (times never decrease)
+    run = _Pass(state, stats)
+    native = _native_run if _native_run is not None and NATIVE else None
     for batch in batches:
-        if not expected and batch:
-            first = batch[0]
+        if not run.expected and batch:
+            run.first = batch[0]
         typed = type(batch) is list  # else some lines were not typed (see _decode)
+        if native is None:
+            run.events(batch, typed)
+            continue
+        i = 0
+        n = len(batch)
+        while (i := native(run, batch, i)) < n:
+            run.events(batch[i : i + 1], typed)
+            i += 1
+    run.close()
+
+
+class _Pass:
+    """The pass between two events: where it is in the file and which ops are open."""
+
+    __slots__ = (
+        "expected",
+        "first",
+        "last_done",
+        "last_time",
+        "native",
+        "open_ops",
+        "path",
+        "retired",
+        "state",
+        "stats",
+    )
+
+    def __init__(self, state: LogState, stats: Stats) -> None:
+        self.state = state
+        self.stats = stats
+        self.path = state.path
+        self.open_ops: dict[Any, Line] = {}
+        self.retired: set[Any] = set()  # processes whose op ended info: never reused
+        self.last_time = -1
+        # the time of the last completion the fast path folded in
+        self.last_done: int | None = None
+        self.expected = 0  # the index of the event on the current line
+        self.first: Any = None  # the first event: its time is the earliest (never decreasing)
+        self.native: Any = None  # the native core's view of the state, once it made one
+
+    def events(self, batch: list[Any], typed: bool) -> None:
+        """Check, pair and fold the events of ``batch``, which follow those before."""
+        state = self.state
+        stats = self.stats
+        path = self.path
+        latency = stats.latency
+        lat_send = latency.get(SEND)
+        lat_poll = latency.get(POLL)
+        sent = state.sent
+        tp_pairs = state.tp_pairs
+        done_at = state.done_at
+        capacity = len(done_at)
+        open_ops = self.open_ops
+        retired = self.retired
+        last_time = self.last_time
+        last_done = self.last_done
+        expected = self.expected
         for e in batch:
             # Envelope and pairing (rift_checker._jsonl.pair_batches, inlined).
             if not typed and type(e) is not ModelLine:
@@ -177,10 +241,18 @@ def analyze(batches: Iterable[list[Any]], state: LogState, stats: Stats) -> None
                 capacity = len(done_at)
             done_at[op] = expected - 1
             last_done = t  # completions arrive in time order
-    for inv in sorted(open_ops.values(), key=lambda e: e.index):
-        _fold(inv, None, "info", state, stats)
-    if expected:
-        stats.seen(events=expected, first_time=first.time, last_time=last_done)
+        self.last_time = last_time
+        self.last_done = last_done
+        self.expected = expected
+
+    def close(self) -> None:
+        """Fold in the invokes never completed; settle the statistics."""
+        for inv in sorted(self.open_ops.values(), key=lambda e: e.index):
+            _fold(inv, None, "info", self.state, self.stats)
+        if self.expected:
+            self.stats.seen(
+                events=self.expected, first_time=self.first.time, last_time=self.last_done
+            )
 
 
 def _grow(st: LogState, op: int) -> array[int]:
@@ -301,13 +373,20 @@ def _acked(  # noqa: PLR0917 - on the hot path, where positional calls are cheap
     sends = st.last_send[tp]
     last = sends.get(process)
     if last is not None and offset <= last[0]:
-        st.case(
-            "nonmonotonic-send",
-            (last[1], op),
-            f"process {process} sent {v!r} to {st.tp_names[tp]} at offset {offset} after "
-            f"its earlier send got offset {last[0]}",
-        )
+        _send_went_back(st, process, tp, offset, v, op, last)
     sends[process] = (offset, op)
+
+
+def _send_went_back(  # noqa: PLR0917 - called by the native core too, positionally
+    st: LogState, process: Any, tp: int, offset: int, v: Any, op: int, last: tuple[int, int]
+) -> None:
+    """A nonmonotonic-send: ``op`` got ``offset``, not above ``last`` (offset, op) of before."""
+    st.case(
+        "nonmonotonic-send",
+        (last[1], op),
+        f"process {process} sent {v!r} to {st.tp_names[tp]} at offset {offset} after "
+        f"its earlier send got offset {last[0]}",
+    )
 
 
 def _read(inv: Line, done: Line, final: bool, st: LogState, path: str | None) -> None:
@@ -448,12 +527,7 @@ def _fold_read(  # noqa: PLR0917 - on the hot path, where positional calls are c
             # Continuing from the process's previous read of this partition.
             prev, prev_op = at
             if first <= prev:
-                st.case(
-                    "nonmonotonic-poll",
-                    (prev_op, op),
-                    f"process {process} read {key} offset {first} after offset {prev} in its "
-                    "previous poll",
-                )
+                _poll_went_back(st, (prev_op, op), process, key, first, prev)
             elif first != prev + 1:
                 st.gaps.append((tp, prev, first, prev_op, op))
         # From here on each record is compared with the one before it in this read.
@@ -462,12 +536,7 @@ def _fold_read(  # noqa: PLR0917 - on the hot path, where positional calls are c
         for o, v in recs:
             if o != prev + 1:  # a step back or a gap
                 if o <= prev:
-                    st.case(
-                        "nonmonotonic-poll",
-                        (op,),
-                        f"process {process} read {key} offset {o} after offset {prev} in the "
-                        "same poll",
-                    )
+                    _poll_went_back(st, (op,), process, key, o, prev)
                     # A peak: the highest offset is the last one or a peak.
                     if prev > top:  # noqa: PLR1730 - a branch is faster than max() here
                         top = prev
@@ -489,6 +558,19 @@ def _fold_read(  # noqa: PLR0917 - on the hot path, where positional calls are c
             st.reach_done[tp].append(done.index)
         if positions is not None:
             positions[tp] = (prev, op)
+
+
+def _poll_went_back(  # noqa: PLR0917 - called by the native core too, positionally
+    st: LogState, ops: tuple[int, ...], process: Any, key: str, offset: int, prev: int
+) -> None:
+    """A nonmonotonic-poll: ``process`` read ``offset`` of ``key`` after ``prev``, in the
+    same poll (``ops`` is that poll) or in its previous one (``ops`` is both)."""
+    where = "the same poll" if len(ops) == 1 else "its previous poll"
+    st.case(
+        "nonmonotonic-poll",
+        ops,
+        f"process {process} read {key} offset {offset} after offset {prev} in {where}",
+    )
 
 
 def _observe(e: Line, st: LogState, stats: Stats, path: str | None) -> None:
@@ -543,3 +625,13 @@ def _observe(e: Line, st: LogState, stats: Stats, path: str | None) -> None:
             e.index,
             epoch if epoch is not None else (last[2] if last else None),
         )
+
+
+# The native core (``_native.c``), where a C compiler built it at install time.
+try:
+    from rift_checker import _native
+except ImportError:  # pragma: no cover - built without a compiler: pure Python
+    _native_run = None
+else:
+    _native.setup(ModelLine, Value, UNSET, _grow, _send_went_back, _poll_went_back)
+    _native_run = _native.run

@@ -128,6 +128,12 @@ class LooseLine(Line, gc=False):
     """An event decoded by the json module: every field as the line had it, unchecked."""
 
 
+_object_lines: Callable[[bytes], int] | None
+try:  # the checker's native core, where a C compiler built it (see _native.c)
+    from rift_checker._native import object_lines as _object_lines
+except ImportError:  # pragma: no cover - built without a compiler: split every block
+    _object_lines = None
+
 # The C scanner behind json.loads, called directly: it skips two layers of Python
 # wrappers. Only lines the typed decoders refuse come here.
 _scan: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
@@ -207,9 +213,21 @@ def decode_lines(
 
 def decode_block(block: bytes, decoder: msgspec.json.Decoder[Any]) -> list[Line | ValueError]:
     """Decode a block of whole lines, each ending with a newline; see the module doc."""
+    ascii_ = block.isascii()  # ASCII is UTF-8; anything else is checked below, once
+    if ascii_ and _object_lines is not None and (n := _object_lines(block)) >= 0:
+        # Lines of one object each, by their shape: decoded in one call, without
+        # splitting the block, when the decoder finds as many values as lines (see
+        # _native.object_lines for why each line then holds exactly one).
+        try:
+            out = decoder.decode_lines(block)
+        except ValueError:
+            pass  # some line needs a closer look: line by line, below
+        else:
+            if len(out) == n:
+                return out
     lines = block.split(b"\n")
     lines.pop()  # the empty piece after the last newline
-    if not block.isascii():  # ASCII is UTF-8; anything else is checked here, once
+    if not ascii_:
         try:
             block.decode("utf-8")
         except UnicodeDecodeError:

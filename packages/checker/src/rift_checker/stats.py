@@ -19,14 +19,21 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Callable, Sequence
 from typing import Any
+
+_sort_q: Callable[[array[int]], None] | None
+try:  # the checker's native core, where a C compiler built it (see _native.c)
+    from rift_checker._native import sort_q as _sort_q
+except ImportError:  # pragma: no cover - built without a compiler: a list sort
+    _sort_q = None
 
 __all__ = ["Stats", "quantile"]
 
 _QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 
 
-def quantile(sorted_values: list[int], q: float) -> int:
+def quantile(sorted_values: Sequence[int], q: float) -> int:
     """The nearest-rank ``q`` quantile of an already sorted, non-empty list."""
     rank = math.ceil(q * len(sorted_values))
     return sorted_values[max(0, min(len(sorted_values), rank) - 1)]
@@ -100,8 +107,13 @@ class Stats:
             duration = max(0, self.last_time - self.first_time) / 1e9
         latency: dict[str, dict[str, float]] = {}
         for f, values in sorted(self.latency.items()):
-            ordered = values.tolist()
-            ordered.sort()
+            ordered: Sequence[int]
+            if _sort_q is None:
+                ordered = values.tolist()
+                ordered.sort()
+            else:
+                ordered = array("q", values)
+                _sort_q(ordered)
             entry: dict[str, float] = {"count": len(ordered)}
             for name, q in _QUANTILES:
                 entry[name] = quantile(ordered, q) / 1e6

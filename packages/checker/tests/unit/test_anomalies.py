@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
+
+import rift_checker._analyzer as analyzer
 from rift_checker import CheckConfig
 from rift_checker.testing import HistoryBuilder
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def _pass(request, monkeypatch):
+    """Every history here is checked by the native core and by the Python pass."""
+    if request.param == "python":
+        monkeypatch.setattr(analyzer, "NATIVE", False)
 
 
 def _only(b: HistoryBuilder, *names: str, config: CheckConfig | None = None):
@@ -121,6 +131,44 @@ def test_nonmonotonic_send_is_also_a_cycle():
     b.final_read(records={"t/0": [(0, "c"), (1, "a")]})
     result = _only(b, "nonmonotonic-send", "cycle")
     assert result.cases("nonmonotonic-send")[0].ops == (a, c)
+
+
+def test_a_send_acked_at_the_offset_of_the_one_before_is_nonmonotonic():
+    b = HistoryBuilder()
+    a = b.send(process=0, value="a", offset=3)
+    c = b.send(process=0, value="c", offset=3)
+    b.final_read(records={"t/0": [(3, "a")]})
+    result = b.check()
+    assert result.cases("nonmonotonic-send")[0].ops == (a, c)
+    assert result.valid is False
+
+
+def test_a_value_read_before_its_ack_names_another_offset_is_a_duplicate():
+    b = HistoryBuilder()
+    w = b.invoke_send(process=0, value="a")
+    poll = b.poll(process=1, records={"t/0": [(5, "a")]})
+    b.complete_send(process=0, value="a", offset=6)
+    b.final_read(records={"t/0": [(5, "a"), (6, "a")]})
+    (case,) = b.check().cases("duplicate")
+    assert case.ops == (poll, w)
+    assert "offset 5" in case.explanation
+    assert "offset 6" in case.explanation
+
+
+def test_a_write_below_what_a_read_showed_before_it_began_is_a_cycle():
+    # Only the poll showed offset 2 before "b" was invoked ("c"'s ack came later),
+    # so the proof of the cycle must go through the poll.
+    b = HistoryBuilder()
+    b.send(process=0, value="a", offset=0)
+    c = b.invoke_send(process=3, value="c")
+    poll = b.poll(process=1, records={"t/0": [(0, "a"), (2, "c")]})
+    w = b.send(process=2, value="b", offset=1)
+    b.complete_send(process=3, value="c", offset=2)
+    b.final_read(records={"t/0": [(0, "a"), (1, "b"), (2, "c")]})
+    result = b.check()
+    (cycle,) = result.cases("cycle")
+    assert {c, poll, w} <= set(cycle.ops), cycle
+    assert result.valid is False
 
 
 def test_sends_of_one_process_to_two_partitions_are_independent():

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 import pytest
 
+import rift_checker._analyzer as analyzer
 import rift_checker._decode as decode
 import rift_checker.reader as reader
 from rift_checker import HistoryReader, HistoryWriter, InvalidHistory, Op, check_history
@@ -192,6 +193,65 @@ def test_typed_and_general_paths_agree(chunk):
         if fast != general:
             differ.append(seed)
     assert not differ, f"the typed and general paths disagree for seeds {differ}"
+
+
+@pytest.mark.parametrize("chunk", range(6))
+def test_the_native_core_and_the_python_pass_agree(chunk):
+    # The native core (_native.c) is a second implementation of the pass's fast
+    # path; with it switched off, the same typed lines take the Python fast path.
+    # The histories are those of test_typed_and_general_paths_agree: damaged so
+    # that every case of the fast path, and every way out of it, is reached.
+    differ = []
+    for seed in range(chunk * 60, chunk * 60 + 60):
+        rng = random.Random(seed)
+        header, events = _random_events(seed, rng, ops=120, workers=5, partitions=3)
+        _damage(rng, events, rng.choice([0, 1, 2, 5, 20]))
+        lines = _lines(header, events)
+        native = _result(lines)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(analyzer, "NATIVE", False)
+            python = _result(lines)
+        if native != python:
+            differ.append(seed)
+    assert not differ, f"the native core and the Python pass disagree for seeds {differ}"
+
+
+@pytest.mark.parametrize(
+    "big",
+    [
+        {"time": 2**63 - 20},
+        {"time": 2**63 - 1},
+        {"time": 2**64 + 5},
+        {"offset": 2**63 - 1},
+        {"offset": 2**63},
+        {"offset": 2**70},
+    ],
+)
+def test_integers_beyond_64_bits_are_checked_alike(big):
+    # The native core works in 64-bit integers and leaves anything larger to Python.
+    header, events = _events(3, ops=30, workers=2, partitions=1, fail_rate=0, info_rate=0)
+    lines = _lines(header, events)
+    events = [json.loads(line) for line in lines[1:]]
+    if "time" in big:
+        for i, e in enumerate(events):
+            e["time"] = big["time"] + i
+    else:
+        for e in events:
+            if e["type"] == "ok" and e["f"] in ("send", "poll", "final-read"):
+                v = e["value"]
+                if "offset" in v:
+                    v["offset"] += big["offset"]
+                for recs in (v.get("records") or {}).values():
+                    for r in recs:
+                        r[0] += big["offset"]
+    lines = [lines[0]] + [json.dumps(e) + "\n" for e in events]
+    native = _result(lines)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(analyzer, "NATIVE", False)
+        python = _result(lines)
+    assert native == python
+    assert isinstance(native, dict), native  # any integer is a valid time or offset
+    assert native["valid"] is True
 
 
 @pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"])
