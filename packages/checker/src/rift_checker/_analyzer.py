@@ -23,15 +23,17 @@ the same code as the fast path. The fast path is an optimisation of the general
 one, never a second opinion; ``tests/unit/test_decoding.py`` runs histories
 through both and compares.
 
-The fast path exists twice. :meth:`_Pass.events` states it in Python; the native
-core (``_native.c``, built where a C compiler is found at install time) states it
-again in C, over the same Python state, without the interpreter's cost per event.
-:func:`analyze` hands each batch to the core first; the core stops at the first
-event it does not take exactly as :meth:`_Pass.events` would (anything but a
-well-formed invoke or an ok send or read of the fast path, and any integer beyond
-64 bits), untouched, and :meth:`_Pass.events` takes that one. So the general path,
-every error and every rare case stay in Python, and without the core the pass is the
-same, only slower. ``tests/unit/test_decoding.py`` checks the two against each other.
+The loop and the fast path exist twice. :meth:`_Pass.events` states them in
+Python; the native core (``_native.c``, built where a C compiler is found at
+install time) states them again in C, over the same Python state, without the
+interpreter's cost per event, and calls :func:`_fold` and :func:`_observe` for the
+rest. :func:`analyze` hands each batch to the core first; the core stops, untouched,
+at the first event it cannot take exactly as :meth:`_Pass.events` would (a line the
+typed decoder refused, any envelope or pairing error, a position beyond 64 bits),
+and :meth:`_Pass.events` takes that one. So the general path and every error stay in
+Python, and without the core the pass is the same, only slower.
+``tests/unit/test_decoding.py`` and ``tests/unit/test_anomalies.py`` check the two
+against each other.
 
 Times in the cycle check are event indexes: the file is written in real-time order,
 so op A completed before op B was invoked exactly when A's completion index is
@@ -633,5 +635,7 @@ try:
 except ImportError:  # pragma: no cover - built without a compiler: pure Python
     _native_run = None
 else:
-    _native.setup(ModelLine, Value, UNSET, _grow, _send_went_back, _poll_went_back)
+    _native.setup(
+        ModelLine, Value, UNSET, _grow, _send_went_back, _poll_went_back, _fold, _observe
+    )
     _native_run = _native.run

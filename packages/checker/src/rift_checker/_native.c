@@ -1,24 +1,28 @@
-/* The checker's native core: the fast path of rift_checker._analyzer, in C.
+/* The checker's native core: the pass of rift_checker._analyzer (its loop and its
+ * fast path) in C.
  *
  * Theory of operation. The pass (rift_checker._analyzer.analyze) hands each batch of
- * decoded lines to run(), which takes events from a given index for as long as
- * each is one it can take exactly as _Pass.events would, and returns the index of
- * the first one it does not take; _Pass.events takes that one, and run() goes on
- * after it. run() takes:
+ * decoded lines to run(), which takes events from a given index for as long as it
+ * can take each exactly as _Pass.events would, and returns the index of the first
+ * one it cannot; _Pass.events takes that one, and run() goes on after it. run()
+ * takes every event of a line the typed decoder shaped (a ModelLine) whose
+ * envelope and pairing are right:
  *
- *   - an invoke of a ModelLine whose envelope is right;
- *   - an ok send or an ok poll or final read of a client, paired with its open
- *     invoke, whose values the typed decoder shaped and that pass the same tests as
- *     in _Pass.events (the fast path there).
+ *   - an invoke, which it opens;
+ *   - an ok send, or an ok poll or final read, of a client, whose values the typed
+ *     decoder shaped and that pass the same tests as in _Pass.events: it folds it
+ *     in itself (the fast path);
+ *   - any other completion, which it pairs with its invoke and hands to the
+ *     general path (_fold), and an observation, which it hands to _observe.
  *
- * Everything else (observations, fail and info completions, assign, subscribe and
- * commit, any line the typed decoder refused, any error, an integer beyond 64 bits)
- * goes to Python, so every error is worded and every general case is decided in one
- * place. run() tests all it needs before it changes anything, so an event it leaves
- * to Python is one it has not touched. What it folds in, it folds into the same
- * Python state (rift_checker._state.LogState) as _acked and _fold_read do, the
- * rare branches (a conflict, a case to report) through the same Python helpers; the
- * tests run histories through both and compare (tests/unit/test_native.py).
+ * It stops at a line the typed decoder refused, at any envelope or pairing error
+ * (Python words every error) and at a position beyond 64 bits. It tests all the
+ * fast path needs before it changes anything, so an op that turns out not to be
+ * the fast path's goes to _fold untouched. What it folds in, it folds into the
+ * same Python state (rift_checker._state.LogState) as _acked and _fold_read do,
+ * the rare branches (a conflict, a case to report) through the same Python
+ * helpers; the tests run histories through both and compare
+ * (tests/unit/test_decoding.py, tests/unit/test_anomalies.py).
  *
  * It reads the fields of the msgspec structs by their slot offsets, found once from
  * the classes' member descriptors, and only on objects of exactly those classes.
@@ -29,9 +33,10 @@
 
 /* Bound once by setup(). */
 static PyTypeObject *ModelLine_T, *Value_T;
-static PyObject *UNSET, *grow_fn, *send_went_back_fn, *poll_went_back_fn;
-static PyObject *s_invoke, *s_ok, *s_send, *s_poll, *s_final_read;
-static PyObject *a_native, *a_expected, *a_last_time, *a_last_done, *a_open_ops, *a_retired, *a_state,
+static PyObject *UNSET, *grow_fn, *send_went_back_fn, *poll_went_back_fn, *fold_fn, *observe_fn;
+static PyObject *s_invoke, *s_ok, *s_info, *s_observe, *s_nemesis, *s_send, *s_poll,
+    *s_final_read;
+static PyObject *a_path, *a_native, *a_expected, *a_last_time, *a_last_done, *a_open_ops, *a_retired, *a_state,
     *a_stats, *a_latency, *a_op, *a_tp_id, *a_tp_of, *a_place, *a_frombytes;
 static PyObject *a_sent, *a_tp_pairs, *a_acked, *a_reach_top, *a_reach_done, *a_suspects,
     *a_val_at, *a_where, *a_last_send, *a_positions, *a_read, *a_tps, *a_final_tps,
@@ -100,8 +105,13 @@ cmp_int(long long a, PyObject *b)
 static inline int
 same_str(PyObject *a, PyObject *b)
 {
-    return a == b || (PyUnicode_CheckExact(a) && PyUnicode_CheckExact(b) &&
-                      PyUnicode_Compare(a, b) == 0);
+    if (a == b)
+        return 1;
+    if (!PyUnicode_CheckExact(a) || !PyUnicode_CheckExact(b))
+        return 0;
+    if (PyUnicode_CHECK_INTERNED(a) && PyUnicode_CHECK_INTERNED(b))
+        return 0; /* two interned strings are equal only if they are one */
+    return PyUnicode_Compare(a, b) == 0;
 }
 
 /* Latencies gathered in C, appended to the stats' array when run() returns. */
@@ -147,7 +157,7 @@ lat_flush(lat_buf *b, PyObject *array)
 
 /* What run() works on: the pass's state, borrowed from objects the pass holds. */
 typedef struct {
-    PyObject *state, *stats, *open_ops, *retired, *latency;
+    PyObject *state, *stats, *open_ops, *retired, *latency, *path;
     PyObject *sent, *tp_pairs, *acked, *reach_top, *reach_done, *suspects, *val_at, *where,
         *last_send, *positions, *read, *tps, *final_tps, *max_read, *touch, *gaps, *done_at;
     PyObject *lat_send_arr, *lat_poll_arr; /* the stats' arrays, if they exist yet */
@@ -730,7 +740,8 @@ load_ctx(PyObject *pass)
     if (!(c->state = ctx_get(c, pass, a_state)) || !(c->stats = ctx_get(c, pass, a_stats)) ||
         !(c->open_ops = ctx_get(c, pass, a_open_ops)) ||
         !(c->retired = ctx_get(c, pass, a_retired)) ||
-        !(c->latency = ctx_get(c, c->stats, a_latency)))
+        !(c->latency = ctx_get(c, c->stats, a_latency)) ||
+        !(c->path = ctx_get(c, pass, a_path)))
         goto fail;
     PyObject *names[] = {a_sent,     a_tp_pairs,  a_acked,    a_reach_top, a_reach_done,
                          a_suspects, a_val_at,    a_where,    a_last_send, a_positions,
@@ -857,37 +868,70 @@ run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             expected++;
             continue;
         }
-        if (!same_str(typ, s_ok) || !PyLong_CheckExact(p))
-            break;
+        if (same_str(typ, s_observe)) {
+            last_time = t;
+            expected++;
+            PyObject *args[] = {e, c->state, c->stats, c->path};
+            PyObject *r = PyObject_Vectorcall(observe_fn, args, 4, NULL);
+            if (r == NULL)
+                goto out;
+            Py_DECREF(r);
+            continue;
+        }
+        /* A completion (ok, fail or info: the decoder's Literal allows no other). */
         PyObject *inv = PyDict_GetItemWithError(c->open_ops, p);
         if (inv == NULL) {
             if (PyErr_Occurred())
                 goto out;
-            break;
+            break; /* no open op: Python words the error */
         }
-        PyObject *f = SLOT(e, L_f);
+        PyObject *f = SLOT(e, L_f), *inv_f = SLOT(inv, L_f);
+        if (f == NULL || inv_f == NULL)
+            break;
+        int k = PyObject_RichCompareBool(inv_f, f, Py_EQ);
+        if (k < 0)
+            goto out;
+        if (!k)
+            break; /* another f than its invoke's: Python words the error */
+        /* The fast path: an ok send or read of a client whose values the typed decoder
+           shaped, with the invoke's index and time within 64 bits. */
+        int ok = same_str(typ, s_ok) && PyLong_CheckExact(p), r = 0;
         long long op, inv_t, latency;
-        if (Py_TYPE(inv) != ModelLine_T || f == NULL || SLOT(inv, L_f) == NULL ||
-            !same_str(SLOT(inv, L_f), f) || !as_i64(SLOT(inv, L_index), &op) || op < 0 ||
-            !as_i64(SLOT(inv, L_time), &inv_t) || __builtin_sub_overflow(t, inv_t, &latency))
-            break;
-        int r;
-        if (same_str(f, s_send))
-            r = fast_send(c, inv, e, p, op, inv_t, t);
-        else if (same_str(f, s_poll))
-            r = fast_read(c, inv, e, p, op, inv_t, t, 0);
-        else if (same_str(f, s_final_read))
-            r = fast_read(c, inv, e, p, op, inv_t, t, 1);
-        else
-            break;
+        if (ok && Py_TYPE(inv) == ModelLine_T && as_i64(SLOT(inv, L_index), &op) && op >= 0 &&
+            as_i64(SLOT(inv, L_time), &inv_t) && !__builtin_sub_overflow(t, inv_t, &latency)) {
+            if (same_str(f, s_send))
+                r = fast_send(c, inv, e, p, op, inv_t, t);
+            else if (same_str(f, s_poll))
+                r = fast_read(c, inv, e, p, op, inv_t, t, 0);
+            else if (same_str(f, s_final_read))
+                r = fast_read(c, inv, e, p, op, inv_t, t, 1);
+        }
         if (r < 0)
             goto out;
-        if (r == 0)
-            break;
         last_time = t;
         expected++;
-        last_done = t;
-        have_done = 1;
+        if (r) {
+            last_done = t;
+            have_done = 1;
+            continue;
+        }
+        /* Everything else: paired here, folded in by the general path (_fold). */
+        Py_INCREF(inv);
+        int rc = PyDict_DelItem(c->open_ops, p);
+        if (rc == 0 && same_str(typ, s_info)) {
+            /* the nemesis is one actor, never retired */
+            int nemesis = PyObject_RichCompareBool(p, s_nemesis, Py_EQ);
+            rc = nemesis < 0 ? -1 : nemesis ? 0 : PySet_Add(c->retired, p);
+        }
+        PyObject *res = NULL;
+        if (rc == 0) {
+            PyObject *args[] = {inv, e, typ, c->state, c->stats};
+            res = PyObject_Vectorcall(fold_fn, args, 5, NULL);
+        }
+        Py_DECREF(inv);
+        if (res == NULL)
+            goto out;
+        Py_DECREF(res);
     }
     if (lat_flush(&c->lat_send, c->lat_send_arr) < 0 || lat_flush(&c->lat_poll, c->lat_poll_arr) < 0)
         goto out;
@@ -990,15 +1034,16 @@ sort_q(PyObject *module, PyObject *arg)
 }
 
 PyDoc_STRVAR(setup_doc,
-             "setup(ModelLine, Value, UNSET, grow, send_went_back, poll_went_back)\n\n"
+             "setup(ModelLine, Value, UNSET, grow, send_went_back, poll_went_back, fold,\n"
+             "      observe)\n\n"
              "Bind the decoder's classes and the pass's Python helpers (once, at import).");
 
 static PyObject *
 setup(PyObject *module, PyObject *args)
 {
-    PyObject *ml, *val, *unset, *grow, *swb, *pwb;
-    if (!PyArg_ParseTuple(args, "O!O!OOOO", &PyType_Type, &ml, &PyType_Type, &val, &unset,
-                          &grow, &swb, &pwb))
+    PyObject *ml, *val, *unset, *grow, *swb, *pwb, *fold, *observe;
+    if (!PyArg_ParseTuple(args, "O!O!OOOOOO", &PyType_Type, &ml, &PyType_Type, &val, &unset,
+                          &grow, &swb, &pwb, &fold, &observe))
         return NULL;
     if (member_offset((PyTypeObject *)ml, "index", &L_index) < 0 ||
         member_offset((PyTypeObject *)ml, "time", &L_time) < 0 ||
@@ -1021,6 +1066,8 @@ setup(PyObject *module, PyObject *args)
     Py_XSETREF(grow_fn, Py_NewRef(grow));
     Py_XSETREF(send_went_back_fn, Py_NewRef(swb));
     Py_XSETREF(poll_went_back_fn, Py_NewRef(pwb));
+    Py_XSETREF(fold_fn, Py_NewRef(fold));
+    Py_XSETREF(observe_fn, Py_NewRef(observe));
     bound = 1;
     Py_RETURN_NONE;
 }
@@ -1048,7 +1095,9 @@ PyInit__native(void)
         {&s_invoke, "invoke"},       {&s_ok, "ok"},
         {&s_send, "send"},           {&s_poll, "poll"},
         {&s_final_read, "final-read"}, {&a_expected, "expected"},
-        {&a_native, "native"},
+        {&a_native, "native"},       {&a_path, "path"},
+        {&s_info, "info"},           {&s_observe, "observe"},
+        {&s_nemesis, "nemesis"},
         {&a_last_time, "last_time"}, {&a_last_done, "last_done"},
         {&a_open_ops, "open_ops"},   {&a_retired, "retired"},
         {&a_state, "state"},         {&a_stats, "stats"},

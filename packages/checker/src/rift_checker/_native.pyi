@@ -10,6 +10,8 @@ def setup(
     grow: Any,
     send_went_back: Any,
     poll_went_back: Any,
+    fold: Any,
+    observe: Any,
     /,
 ) -> None: ...
 def run(pass_: Any, batch: list[Any], start: int, /) -> int: ...

@@ -10,7 +10,9 @@ figure on a busy machine, and of wall-clock time; the median over the repetition
 is shown, and the best run (the one other work on the machine disturbed least). Each
 round also times reading and decoding the history alone (msgspec, as the check does),
 the floor of any check in Python: the ratio of the two, taken within each round, is
-the figure that other work on the machine disturbs least. The
+the figure that other work on the machine disturbs least. The check runs with the
+native core where it is built (``rift_checker/_native.c``); ``--compare-python``
+also checks each history with it off, in the same round, and shows the speedup. The
 repetitions go round the sizes (every history once, then again), so that a busy
 spell slows all sizes alike instead of the one that happened to be running. The last
 lines give how time and memory grow with size: the ratio between sizes and the
@@ -55,9 +57,12 @@ def _generate(path: str, ops: int, seed: int, workers: int, partitions: int) -> 
     generate_history(path, ops=ops, seed=seed, workers=workers, partitions=partitions)
 
 
-def _check(path: str, out: Connection) -> None:
+def _check(path: str, native: bool, out: Connection) -> None:
     """Child process: check one history and send back what it cost."""
+    from rift_checker import _analyzer
     from rift_checker.check import check_history
+
+    _analyzer.NATIVE = native
 
     before = _maxrss_mib()
     wall = time.perf_counter()
@@ -129,6 +134,8 @@ class Measure:
     cpu_best: float
     decode: float  # CPU time of reading and decoding alone (median)
     over_decode: float  # check CPU time / decode CPU time, median of the rounds
+    python: float | None  # CPU time of the pure-Python pass (median), if measured
+    speedup: float | None  # pure-Python CPU time / check CPU time, median of the rounds
     wall: float
     rss: float
     rss_before: float
@@ -158,6 +165,12 @@ def _measure(path: Path, runs: list[dict[str, Any]]) -> Measure:
         cpu_best=min(r["cpu"] for r in runs),
         decode=statistics.median(r["decode"] for r in runs),
         over_decode=statistics.median(r["cpu"] / max(r["decode"], 1e-9) for r in runs),
+        python=statistics.median(r["python"] for r in runs) if "python" in first else None,
+        speedup=(
+            statistics.median(r["python"] / max(r["cpu"], 1e-9) for r in runs)
+            if "python" in first
+            else None
+        ),
         wall=statistics.median(r["wall"] for r in runs),
         rss=statistics.median(r["rss"] for r in runs),
         rss_before=statistics.median(r["rss_before"] for r in runs),
@@ -173,10 +186,12 @@ def _exponent(a: float, b: float, n_a: int, n_b: int) -> str:
 
 
 def _table(rows: list[Measure]) -> str:
+    python = any(m.python is not None for m in rows)
     head = (
         f"{'ops':>10} {'events':>10} {'MB':>7} {'runs':>4} {'CPU s':>7} {'best s':>7} "
         f"{'decode s':>8} {'/decode':>7} "
-        f"{'wall s':>7} {'ops/s CPU':>10} {'ops/s best':>10} {'ops/s wall':>10} "
+        + (f"{'Python s':>8} {'speedup':>7} " if python else "")
+        +         f"{'wall s':>7} {'ops/s CPU':>10} {'ops/s best':>10} {'ops/s wall':>10} "
         f"{'peak RSS':>9} {'baseline':>9} {'verdict':>8}"
     )
     lines = [head, "-" * len(head)]
@@ -184,7 +199,8 @@ def _table(rows: list[Measure]) -> str:
         lines.append(
             f"{m.ops:>10,} {m.events:>10,} {m.size_mb:>7.1f} {m.runs:>4} {m.cpu:>7.2f} "
             f"{m.cpu_best:>7.2f} {m.decode:>8.2f} {m.over_decode:>6.2f}x "
-            f"{m.wall:>7.2f} {m.ops_per_cpu_s:>10,.0f} "
+            + (f"{m.python or 0:>8.2f} {m.speedup or 0:>6.2f}x " if python else "")
+            +             f"{m.wall:>7.2f} {m.ops_per_cpu_s:>10,.0f} "
             f"{m.ops_per_best_cpu_s:>10,.0f} {m.ops_per_wall_s:>10,.0f} "
             f"{m.rss:>5.0f} MiB {m.rss_before:>5.0f} MiB {m.valid!s:>8}"
         )
@@ -239,10 +255,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--history", metavar="PATH", nargs="+", help="check these histories, generate nothing"
     )
+    p.add_argument(
+        "--compare-python",
+        action="store_true",
+        help="each round also checks with the native core off (the pure-Python pass) and "
+        "shows the speedup, taken within each round",
+    )
     args = p.parse_args(argv)
     if args.repeat < 1 or any(n < 1 for n in args.ops):
         p.error("--ops and --repeat must be >= 1")
     load = os.getloadavg()  # other work on the machine slows the figures down
+    from rift_checker import _analyzer
+
+    if _analyzer._native_run is None:
+        print("native core: not built (pure-Python pass; see rift_checker/_native.c)")
+        if args.compare_python:
+            p.error("--compare-python needs the native core, which is not built here")
+    else:
+        print("native core: on")
     with tempfile.TemporaryDirectory(prefix="rift-bench-") as tmp:
         if args.history:
             paths = [Path(h) for h in args.history]
@@ -259,13 +289,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs: list[list[dict[str, Any]]] = [[] for _ in paths]
         for round_ in range(1, args.repeat + 1):
             for path, done in zip(paths, runs, strict=True):
-                run = _in_child(_check, str(path))
+                run = _in_child(_check, str(path), True)
                 run["decode"] = _in_child(_decode_only, str(path))["cpu"]
+                python = ""
+                if args.compare_python:
+                    run["python"] = _in_child(_check, str(path), False)["cpu"]
+                    python = f"; pure Python {run['python']:.2f} s"
                 done.append(run)
                 print(
                     f"round {round_}/{args.repeat}: checked {run['ops']:,} ops in "
                     f"{run['cpu']:.2f} s CPU ({run['ops'] / max(run['cpu'], 1e-9):,.0f} ops/s; "
-                    f"decoding alone {run['decode']:.2f} s), "
+                    f"decoding alone {run['decode']:.2f} s{python}), "
                     f"peak RSS {run['rss']:.0f} MiB",
                     flush=True,
                 )

@@ -171,6 +171,18 @@ def test_a_write_below_what_a_read_showed_before_it_began_is_a_cycle():
     assert result.valid is False
 
 
+def test_the_nemesis_goes_on_after_an_op_that_ended_info():
+    # Only client processes are retired by an info; the nemesis is one actor. (Its
+    # f here is one of the model's, so that the typed decoder takes its lines.)
+    b = HistoryBuilder()
+    for _ in range(2):
+        b.invoke(process="nemesis", f="poll")
+        b.complete(process="nemesis", type="info", error="timeout")
+    b.send(process=0, value="a", offset=0)
+    b.final_read(records={"t/0": [(0, "a")]})
+    _valid(b)
+
+
 def test_sends_of_one_process_to_two_partitions_are_independent():
     b = HistoryBuilder()
     b.send(process=0, value="a", partition=0, offset=5)
