@@ -635,7 +635,5 @@ try:
 except ImportError:  # pragma: no cover - built without a compiler: pure Python
     _native_run = None
 else:
-    _native.setup(
-        ModelLine, Value, UNSET, _grow, _send_went_back, _poll_went_back, _fold, _observe
-    )
+    _native.setup(ModelLine, Value, UNSET, _grow, _send_went_back, _poll_went_back, _fold, _observe)
     _native_run = _native.run

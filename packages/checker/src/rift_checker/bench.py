@@ -191,7 +191,7 @@ def _table(rows: list[Measure]) -> str:
         f"{'ops':>10} {'events':>10} {'MB':>7} {'runs':>4} {'CPU s':>7} {'best s':>7} "
         f"{'decode s':>8} {'/decode':>7} "
         + (f"{'Python s':>8} {'speedup':>7} " if python else "")
-        +         f"{'wall s':>7} {'ops/s CPU':>10} {'ops/s best':>10} {'ops/s wall':>10} "
+        + f"{'wall s':>7} {'ops/s CPU':>10} {'ops/s best':>10} {'ops/s wall':>10} "
         f"{'peak RSS':>9} {'baseline':>9} {'verdict':>8}"
     )
     lines = [head, "-" * len(head)]
@@ -200,7 +200,7 @@ def _table(rows: list[Measure]) -> str:
             f"{m.ops:>10,} {m.events:>10,} {m.size_mb:>7.1f} {m.runs:>4} {m.cpu:>7.2f} "
             f"{m.cpu_best:>7.2f} {m.decode:>8.2f} {m.over_decode:>6.2f}x "
             + (f"{m.python or 0:>8.2f} {m.speedup or 0:>6.2f}x " if python else "")
-            +             f"{m.wall:>7.2f} {m.ops_per_cpu_s:>10,.0f} "
+            + f"{m.wall:>7.2f} {m.ops_per_cpu_s:>10,.0f} "
             f"{m.ops_per_best_cpu_s:>10,.0f} {m.ops_per_wall_s:>10,.0f} "
             f"{m.rss:>5.0f} MiB {m.rss_before:>5.0f} MiB {m.valid!s:>8}"
         )
