@@ -220,11 +220,10 @@ def decode_block(block: bytes, decoder: msgspec.json.Decoder[Any]) -> list[Line 
         # _native.object_lines for why each line then holds exactly one).
         try:
             out = decoder.decode_lines(block)
-        except ValueError:
-            pass  # some line needs a closer look: line by line, below
-        else:
-            if len(out) == n:
-                return out
+        except ValueError:  # some line needs a closer look: line by line
+            return decode_lines(block.split(b"\n")[:-1], decoder)
+        if len(out) == n:
+            return out
     lines = block.split(b"\n")
     lines.pop()  # the empty piece after the last newline
     if not ascii_:
