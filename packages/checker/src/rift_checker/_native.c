@@ -331,7 +331,8 @@ acked(ctx *c, PyObject *p, Py_ssize_t tp, PyObject *tp_obj, long long offset,
     return 0;
 }
 
-/* The fast path of an ok send. 1: folded in; 0: not taken (nothing changed); -1: error. */
+/* The fast path of an ok send. 1: folded in (run() then closes the op); 0: not taken
+   (nothing changed); -1: error. */
 static int
 fast_send(ctx *c, PyObject *inv, PyObject *e, PyObject *p, long long op, long long inv_t,
           long long t)
@@ -390,23 +391,14 @@ fast_send(ctx *c, PyObject *inv, PyObject *e, PyObject *p, long long op, long lo
         PyErr_SetString(PyExc_TypeError, "a partition id is not an int");
         return -1;
     }
-    /* From here on it is the fast path's: pair, record the send, fold it in. */
-    PyObject *op_obj = SLOT(inv, L_index), *done_obj = SLOT(e, L_index);
-    int rc = -1;
-    Py_INCREF(inv); /* open_ops held the reference until now */
-    if (PyDict_DelItem(c->open_ops, p) < 0 || PyDict_SetItem(c->sent, v, op_obj) < 0 ||
-        count_ok(c, s_send, inv, e, &c->lat_send, &c->lat_send_arr, t - inv_t) < 0)
-        goto done;
-    long long done_index;
-    if (!as_i64(done_obj, &done_index))
-        goto done;
-    if (acked(c, p, (Py_ssize_t)tp, tp_obj, offset, offset_obj, v, op, op_obj, done_obj) < 0)
-        goto done;
-    if (set_done_at(c, op, done_index, op_obj) < 0)
-        goto done;
-    rc = 1;
-done:
-    Py_DECREF(inv);
+    /* From here on it is the fast path's: record the send, fold it in. */
+    PyObject *op_obj = SLOT(inv, L_index);
+    int rc = PyDict_SetItem(c->sent, v, op_obj) < 0 ||
+                     count_ok(c, s_send, inv, e, &c->lat_send, &c->lat_send_arr, t - inv_t) < 0 ||
+                     acked(c, p, (Py_ssize_t)tp, tp_obj, offset, offset_obj, v, op, op_obj,
+                           SLOT(e, L_index)) < 0
+                 ? -1
+                 : 1;
     Py_DECREF(tp_obj);
     return rc;
 }
@@ -674,33 +666,17 @@ fast_read(ctx *c, PyObject *inv, PyObject *e, PyObject *p, long long op, long lo
     if (takes <= 0)
         return takes;
     /* From here on it is the fast path's. */
-    PyObject *op_obj = SLOT(inv, L_index), *done_obj = SLOT(e, L_index);
-    long long done_index;
-    if (!as_i64(done_obj, &done_index)) {
-        PyErr_SetString(PyExc_TypeError, "an index is not an int");
-        return -1;
-    }
-    int rc = -1;
-    Py_INCREF(inv);
-    if (PyDict_DelItem(c->open_ops, p) < 0)
-        goto done;
     if (final) {
         PyObject *r = PyObject_CallMethodObjArgs(c->stats, a_op, s_final_read, s_ok,
                                                  SLOT(inv, L_time), SLOT(e, L_time), NULL);
         if (r == NULL)
-            goto done;
+            return -1;
         Py_DECREF(r);
     } else if (count_ok(c, s_poll, inv, e, &c->lat_poll, &c->lat_poll_arr, t - inv_t) < 0) {
-        goto done;
+        return -1;
     }
-    if (fold_read(c, p, op, op_obj, records, final, done_obj) < 0)
-        goto done;
-    if (set_done_at(c, op, done_index, op_obj) < 0)
-        goto done;
-    rc = 1;
-done:
-    Py_DECREF(inv);
-    return rc;
+    return fold_read(c, p, op, SLOT(inv, L_index), records, final, SLOT(e, L_index)) < 0 ? -1
+                                                                                         : 1;
 }
 
 static void
@@ -905,6 +881,14 @@ run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 r = fast_read(c, inv, e, p, op, inv_t, t, 0);
             else if (same_str(f, s_final_read))
                 r = fast_read(c, inv, e, p, op, inv_t, t, 1);
+        }
+        if (r > 0) { /* folded in: the op is done (its invoke held by inv until now) */
+            Py_INCREF(inv);
+            r = PyDict_DelItem(c->open_ops, p) < 0 ||
+                        set_done_at(c, op, index, SLOT(inv, L_index)) < 0
+                    ? -1
+                    : 1;
+            Py_DECREF(inv);
         }
         if (r < 0)
             goto out;

@@ -13,6 +13,7 @@ import io
 import json
 import random
 import typing
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -176,43 +177,38 @@ def test_the_model_fs_are_those_of_the_history_model():
     assert typing.get_args(decode.NemesisProcess) == (NEMESIS,)
 
 
-@pytest.mark.parametrize("chunk", range(6))
-def test_typed_and_general_paths_agree(chunk):
-    # Deterministic seeds rather than Hypothesis: the damage is already random, and
-    # a fixed, wide spread of seeds reliably reaches the rarer kinds of it.
+def _changed_by(chunk: int, switch: Callable[[pytest.MonkeyPatch], None]) -> list[int]:
+    """The seeds of damaged histories whose result changes when ``switch`` is applied.
+
+    Deterministic seeds rather than Hypothesis: the damage is already random, and a
+    fixed, wide spread of seeds reliably reaches the rarer kinds of it.
+    """
     differ = []
     for seed in range(chunk * 60, chunk * 60 + 60):
         rng = random.Random(seed)
         header, events = _random_events(seed, rng, ops=120, workers=5, partitions=3)
         _damage(rng, events, rng.choice([0, 1, 2, 5, 20]))
         lines = _lines(header, events)
-        fast = _result(lines)
+        before = _result(lines)
         with pytest.MonkeyPatch.context() as mp:
-            _general_only(mp)
-            general = _result(lines)
-        if fast != general:
+            switch(mp)
+            after = _result(lines)
+        if before != after:
             differ.append(seed)
+    return differ
+
+
+@pytest.mark.parametrize("chunk", range(6))
+def test_typed_and_general_paths_agree(chunk):
+    differ = _changed_by(chunk, _general_only)
     assert not differ, f"the typed and general paths disagree for seeds {differ}"
 
 
 @pytest.mark.parametrize("chunk", range(6))
 def test_the_native_core_and_the_python_pass_agree(chunk):
-    # The native core (_native.c) is a second implementation of the pass's fast
-    # path; with it switched off, the same typed lines take the Python fast path.
-    # The histories are those of test_typed_and_general_paths_agree: damaged so
-    # that every case of the fast path, and every way out of it, is reached.
-    differ = []
-    for seed in range(chunk * 60, chunk * 60 + 60):
-        rng = random.Random(seed)
-        header, events = _random_events(seed, rng, ops=120, workers=5, partitions=3)
-        _damage(rng, events, rng.choice([0, 1, 2, 5, 20]))
-        lines = _lines(header, events)
-        native = _result(lines)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(analyzer, "NATIVE", False)
-            python = _result(lines)
-        if native != python:
-            differ.append(seed)
+    # The native core (_native.c) is a second implementation of the pass's loop and
+    # fast path; with it switched off, the same typed lines take the Python pass.
+    differ = _changed_by(chunk, lambda mp: mp.setattr(analyzer, "NATIVE", False))
     assert not differ, f"the native core and the Python pass disagree for seeds {differ}"
 
 
