@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import rift_checker._analyzer as analyzer
 import rift_checker._decode as decode
+import rift_checker.stats as stats
 from rift_checker import check_history
 from rift_checker.synth import generate_history
 
@@ -57,6 +58,20 @@ def test_the_native_core_takes_the_bulk_of_a_history(monkeypatch):
     total = result.statistics["events"]
     # Every line of this history is typed (no nemesis ops), so the core takes all.
     assert by_python == 0, (by_python, total)
+
+
+def test_without_the_core_the_checker_gives_the_same_results(monkeypatch):
+    # As on a machine without a C compiler: the Python pass, every block split into
+    # lines, the latencies sorted as a list.
+    buf = io.StringIO()
+    generate_history(buf, seed=5, ops=2000, workers=5, partitions=3, fail_rate=0.1)
+    lines = buf.getvalue().splitlines(keepends=True)
+    with_core = check_history(lines).to_dict()
+    monkeypatch.setattr(analyzer, "_native_run", None)
+    monkeypatch.setattr(decode, "_object_lines", None)
+    monkeypatch.setattr(stats, "_sort_q", None)
+    assert check_history(lines).to_dict() == with_core
+    assert with_core["statistics"]["latency_ms"]["send"]["count"] > 500
 
 
 _INVOKE = b'{"index":%d,"time":0,"type":"invoke","process":%d,"f":"poll"}'
