@@ -800,6 +800,10 @@ run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t i = PyLong_AsSsize_t(args[2]);
     if (i == -1 && PyErr_Occurred())
         return NULL;
+    if (i < 0) {
+        PyErr_SetString(PyExc_ValueError, "run(): start must be >= 0");
+        return NULL;
+    }
     long long expected, last_time, last_done = 0;
     int have_done = 0, failed = 1;
     ctx *c = load_ctx(pass);
