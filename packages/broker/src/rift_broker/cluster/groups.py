@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from rift_broker.cluster.driver import ClusterDriver
-from rift_broker.controller import NO_LEADER, CreateTopicRequest
+from rift_broker.controller import NO_LEADER, CreateTopicRequest, MetadataImage
 from rift_broker.group import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS, OffsetsRecord, partition_for
 from rift_broker.group._batches import encode_batch
 from rift_broker.replication.messages import ProduceDone
@@ -50,6 +50,7 @@ __all__ = [
     "CoordinatorLocator",
     "GroupLeadership",
     "ReplicatedOffsetsLog",
+    "coordinator_for",
     "leadership_changes",
 ]
 
@@ -60,6 +61,7 @@ _COORDINATOR_NOT_AVAILABLE = 15
 _NONE = 0
 
 Located = tuple[int, int, str, int]  # error code, node id, host, port
+_NOT_AVAILABLE: Located = (_COORDINATOR_NOT_AVAILABLE, -1, "", -1)
 
 
 class ReplicatedOffsetsLog:
@@ -179,9 +181,25 @@ class GroupLeadership:
                 await asyncio.wait_for(changed.wait(), timeout=self._poll_s)
 
 
+def coordinator_for(image: MetadataImage, group_id: str) -> Located:
+    """FindCoordinator's answer by the committed metadata ``image``: the live leader of
+    the group's ``__consumer_offsets`` partition, else COORDINATOR_NOT_AVAILABLE (the
+    topic does not exist yet, the partition has no leader, or its leader is fenced)."""
+    info = image.topics.get(OFFSETS_TOPIC)
+    if info is None:
+        return _NOT_AVAILABLE
+    partition = image.partitions.get((OFFSETS_TOPIC, partition_for(group_id, info.partitions)))
+    if partition is None or partition.leader == NO_LEADER:
+        return _NOT_AVAILABLE
+    broker = image.brokers.get(partition.leader)
+    if broker is None or broker.fenced:
+        return _NOT_AVAILABLE
+    return _NONE, broker.broker, broker.host, broker.port
+
+
 class CoordinatorLocator:
-    """Answers FindCoordinator from the committed metadata; creates
-    ``__consumer_offsets`` on first use."""
+    """Answers FindCoordinator from the committed metadata (:func:`coordinator_for`);
+    creates ``__consumer_offsets`` on first use."""
 
     def __init__(
         self,
@@ -199,18 +217,9 @@ class CoordinatorLocator:
 
     def locate(self, group_id: str) -> Located:
         image = self._cluster.node.image
-        info = image.topics.get(OFFSETS_TOPIC)
-        if info is None:
+        if OFFSETS_TOPIC not in image.topics:
             self._create()
-            return _COORDINATOR_NOT_AVAILABLE, -1, "", -1
-        index = partition_for(group_id, info.partitions)
-        partition = image.partitions.get((OFFSETS_TOPIC, index))
-        if partition is None or partition.leader == NO_LEADER:
-            return _COORDINATOR_NOT_AVAILABLE, -1, "", -1
-        broker = image.brokers.get(partition.leader)
-        if broker is None or broker.fenced:
-            return _COORDINATOR_NOT_AVAILABLE, -1, "", -1
-        return _NONE, broker.broker, broker.host, broker.port
+        return coordinator_for(image, group_id)
 
     def _create(self) -> None:
         if self._creating is not None and not self._creating.done():
