@@ -13,13 +13,13 @@
  *     decoder shaped and that pass the same tests as in _Pass.events: it folds it
  *     in itself (the fast path);
  *   - any other completion, which it pairs with its invoke and hands to the
- *     general path (_fold), and an observation, which it hands to _observe.
+ *     general path (_fold.fold), and an observation, which it hands to _fold.observe.
  *
  * It stops at a line the typed decoder refused, at any envelope or pairing error
  * (Python words every error) and at a position beyond 64 bits. It tests all the
  * fast path needs before it changes anything, so an op that turns out not to be
- * the fast path's goes to _fold untouched. What it folds in, it folds into the
- * same Python state (rift_checker._state.LogState) as _acked and _fold_read do,
+ * the fast path's goes to _fold.fold untouched. What it folds in, it folds into the
+ * same Python state (rift_checker._state.LogState) as _fold.acked and fold_read do,
  * the rare branches (a conflict, a case to report) through the same Python
  * helpers; the tests run histories through both and compare
  * (tests/unit/test_decoding.py, tests/unit/test_anomalies.py).
@@ -155,7 +155,7 @@ lat_flush(lat_buf *b, PyObject *array)
     return rc;
 }
 
-/* What run() works on: the pass's state, borrowed from objects the pass holds. */
+/* What run() works on: the pass's state, looked up once per pass (load_ctx). */
 typedef struct {
     PyObject *state, *stats, *open_ops, *retired, *latency, *path;
     PyObject *sent, *tp_pairs, *acked, *reach_top, *reach_done, *suspects, *val_at, *where,
@@ -236,7 +236,7 @@ count_ok(ctx *c, PyObject *f, PyObject *inv, PyObject *e, lat_buf *buf, PyObject
     return *arr == NULL && PyErr_Occurred() ? -1 : 0;
 }
 
-/* rift_checker._analyzer._acked: op of process p wrote v, acked at offset of tp. */
+/* rift_checker._fold.acked: op of process p wrote v, acked at offset of tp. */
 static int
 acked(ctx *c, PyObject *p, Py_ssize_t tp, PyObject *tp_obj, long long offset,
       PyObject *offset_obj, PyObject *v, long long op, PyObject *op_obj, PyObject *done_obj)
@@ -479,7 +479,7 @@ append_gap(ctx *c, PyObject *tp_obj, long long lo, long long hi, PyObject *befor
     return list_append_new(c->gaps, gap);
 }
 
-/* rift_checker._analyzer._fold_read over records that read_takes() accepted. */
+/* rift_checker._fold.fold_read over records that read_takes() accepted. */
 static int
 fold_read(ctx *c, PyObject *p, long long op, PyObject *op_obj, PyObject *records, int final,
           PyObject *done_obj)
