@@ -26,7 +26,12 @@ always lists partitions; FindCoordinator answers the leader of ``partition_for``
 
 from __future__ import annotations
 
-from rift_broker.group._batches import SkippedRecords, decode_batches, encode_batch
+from rift_broker.group._batches import (
+    SkippedRecords,
+    decode_batch,
+    decode_batches,
+    encode_batch,
+)
 from rift_broker.group._config import GroupConfig
 from rift_broker.group._coordinator import GroupCoordinator
 from rift_broker.group._errors import GroupErrorCode
@@ -120,5 +125,6 @@ __all__ = [
     # records <-> record batches of the partition logs
     "encode_batch",
     "decode_batches",
+    "decode_batch",
     "SkippedRecords",
 ]

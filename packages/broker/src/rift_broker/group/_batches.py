@@ -15,9 +15,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rift_broker.group._records import OffsetsRecord
-from rift_broker.records import Buffer, Compression, build_batch, iter_batches, iter_records
+from rift_broker.records import (
+    BatchHeader,
+    Buffer,
+    Compression,
+    build_batch,
+    iter_batches,
+    iter_records,
+)
 
-__all__ = ["encode_batch", "decode_batches", "SkippedRecords"]
+__all__ = ["encode_batch", "decode_batches", "decode_batch", "SkippedRecords"]
 
 
 def encode_batch(records: Sequence[OffsetsRecord], *, timestamp_ms: int) -> bytes:
@@ -45,13 +52,21 @@ def decode_batches(data: Buffer, skipped: SkippedRecords | None = None) -> Itera
     """
     skipped = skipped if skipped is not None else SkippedRecords()
     for position, header in iter_batches(data):
-        if header.is_control:
+        yield from decode_batch(data, position, header, skipped)
+
+
+def decode_batch(
+    data: Buffer, position: int, header: BatchHeader, skipped: SkippedRecords
+) -> Iterator[OffsetsRecord]:
+    """The records of the one batch at ``position`` of ``data`` (its ``header`` already
+    read and validated by :func:`~rift_broker.records.iter_batches`)."""
+    if header.is_control:
+        return
+    if header.compression is not Compression.NONE:
+        skipped.compressed_batches += 1
+        return
+    for record in iter_records(data, position):
+        if record.key is None:
+            skipped.keyless_records += 1
             continue
-        if header.compression is not Compression.NONE:
-            skipped.compressed_batches += 1
-            continue
-        for record in iter_records(data, position):
-            if record.key is None:
-                skipped.keyless_records += 1
-                continue
-            yield OffsetsRecord(key=record.key, value=record.value)
+        yield OffsetsRecord(key=record.key, value=record.value)

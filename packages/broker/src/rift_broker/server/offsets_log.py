@@ -29,7 +29,7 @@ from rift_broker.group import (
     OFFSETS_TOPIC_CONFIGS,
     OffsetsRecord,
     SkippedRecords,
-    decode_batches,
+    decode_batch,
     encode_batch,
 )
 from rift_broker.records import InvalidBatchError, iter_batches
@@ -63,10 +63,10 @@ def read_offsets_partition(
         chunk = read(offset, max_bytes=_READ_CHUNK)
         if not chunk:
             break
+        last = None
         try:
-            records.extend(decode_batches(chunk, skipped))
-            last = None
-            for _position, header in iter_batches(chunk, validate=False):
+            for position, header in iter_batches(chunk):
+                records.extend(decode_batch(chunk, position, header, skipped))
                 last = header
         except InvalidBatchError as e:  # recovery validated the log: a bug or bit rot
             _log.error("%s-%d: stopped reading at %d: %s", OFFSETS_TOPIC, partition, offset, e)
