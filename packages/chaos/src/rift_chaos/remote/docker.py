@@ -44,16 +44,15 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from rift_chaos.errors import BackendUnavailable, RemoteError
+from rift_chaos.remote._cluster import ClusterBase
 from rift_chaos.remote._docker_daemon import docker_unavailable, ensure_daemon, try_client
 from rift_chaos.remote._docker_exec import ExecRemote
 from rift_chaos.remote._docker_image import ensure_image
 from rift_chaos.remote._ip import have_ip, ip
 from rift_chaos.remote._protocol import Node
-from rift_chaos.remote._runid import new_run_id, validate_run_id
 
 if TYPE_CHECKING:
     import docker
@@ -272,7 +271,7 @@ def _pick_subnet(run_id: str, used: Iterable[ipaddress.IPv4Network]) -> ipaddres
     raise BackendUnavailable("no free /24 in 10.214.0.0/16 for the docker backend")
 
 
-class DockerCluster:
+class DockerCluster(ClusterBase[DockerRemote]):
     """Cluster of ``nodes`` containers on a private network, labelled by run id.
 
     The node addresses depend on the /24 picked at :meth:`setup` (it asks the
@@ -294,28 +293,12 @@ class DockerCluster:
         reason = docker_available()
         if reason:
             raise BackendUnavailable(reason)
-        self._run_id = validate_run_id(run_id) if run_id else new_run_id()
+        super().__init__(run_id=run_id)
         self._count = nodes
         self._image = image
         self._mounts = tuple(default_mounts() if mounts is None else mounts)
-        self._nodes: tuple[Node, ...] = ()
-        self._remotes: dict[str, DockerRemote] = {}
         self.subnet: ipaddress.IPv4Network | None = None
         self._clients: list[docker.DockerClient] = []
-
-    @property
-    def run_id(self) -> str:
-        return self._run_id
-
-    @property
-    def nodes(self) -> tuple[Node, ...]:
-        return self._nodes
-
-    def remote(self, node: str) -> DockerRemote:
-        try:
-            return self._remotes[node]
-        except KeyError:
-            raise KeyError(f"no node {node!r} in run {self._run_id}") from None
 
     def setup(self) -> None:
         import docker
@@ -410,18 +393,6 @@ class DockerCluster:
         for client in self._clients:
             client.close()
         self._clients.clear()
-
-    def __enter__(self) -> DockerCluster:
-        self.setup()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.teardown()
 
 
 def heal_docker(run_id: str | None) -> tuple[list[str], list[str]]:

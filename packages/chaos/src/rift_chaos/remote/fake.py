@@ -22,12 +22,11 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from rift_chaos.errors import CommandFailed, CommandTimeout, RemoteError
+from rift_chaos.remote._cluster import ClusterBase
 from rift_chaos.remote._firewall_sim import FirewallSim
 from rift_chaos.remote._protocol import RUN_ID_ENV, SIGNALS, CommandResult, Daemon, Node
-from rift_chaos.remote._runid import new_run_id, validate_run_id
 
 __all__ = ["FakeCluster", "FakeCommand", "FakeRemote", "Handler"]
 
@@ -184,13 +183,13 @@ class FakeRemote:
         return out
 
 
-class FakeCluster:
+class FakeCluster(ClusterBase[FakeRemote]):
     """A cluster of fake nodes n1..nN at 10.0.0.1..N."""
 
     def __init__(self, *, nodes: int, run_id: str | None = None) -> None:
         if nodes < 1:
             raise ValueError(f"nodes must be at least 1, got {nodes}")
-        self._run_id = validate_run_id(run_id) if run_id else new_run_id()
+        super().__init__(run_id=run_id)
         self._nodes = tuple(
             Node(name=f"n{i}", host=f"10.0.0.{i}", index=i) for i in range(1, nodes + 1)
         )
@@ -199,20 +198,6 @@ class FakeCluster:
         self.clock = 0.0  # virtual seconds, advanced by `sleep`
         self._pid = 1000
         self.torn_down = False
-
-    @property
-    def run_id(self) -> str:
-        return self._run_id
-
-    @property
-    def nodes(self) -> tuple[Node, ...]:
-        return self._nodes
-
-    def remote(self, node: str) -> FakeRemote:
-        try:
-            return self._remotes[node]
-        except KeyError:
-            raise KeyError(f"no node {node!r} in run {self._run_id}") from None
 
     def handle(self, program: str, handler: Handler) -> None:
         """Answer commands whose program's basename is ``program`` with ``handler``."""
@@ -236,18 +221,6 @@ class FakeCluster:
                 proc.state = "dead"
             remote.firewall = FirewallSim()
         self.torn_down = True
-
-    def __enter__(self) -> FakeCluster:
-        self.setup()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.teardown()
 
 
 def _echo(words: Sequence[str]) -> str:

@@ -15,17 +15,16 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
+from rift_chaos.remote._cluster import ClusterBase
 from rift_chaos.remote._process import ProcessRemote
 from rift_chaos.remote._protocol import Node
-from rift_chaos.remote._runid import new_run_id, validate_run_id
 from rift_chaos.remote.heal import kill_run_processes
 
 __all__ = ["LocalCluster"]
 
 
-class LocalCluster:
+class LocalCluster(ClusterBase[ProcessRemote]):
     """Cluster of ``nodes`` local nodes named n1..nN."""
 
     def __init__(
@@ -38,7 +37,7 @@ class LocalCluster:
     ) -> None:
         if nodes < 1:
             raise ValueError(f"nodes must be at least 1, got {nodes}")
-        self._run_id = validate_run_id(run_id) if run_id else new_run_id()
+        super().__init__(run_id=run_id)
         self._root = (base or Path(tempfile.gettempdir())) / f"rift-{self._run_id}"
         self._keep_files = keep_files
         distinct = sys.platform.startswith("linux")
@@ -57,23 +56,9 @@ class LocalCluster:
         }
 
     @property
-    def run_id(self) -> str:
-        return self._run_id
-
-    @property
-    def nodes(self) -> tuple[Node, ...]:
-        return self._nodes
-
-    @property
     def root(self) -> Path:
         """The directory holding every node's work directory."""
         return self._root
-
-    def remote(self, node: str) -> ProcessRemote:
-        try:
-            return self._remotes[node]
-        except KeyError:
-            raise KeyError(f"no node {node!r} in run {self._run_id}") from None
 
     def setup(self) -> None:
         for remote in self._remotes.values():
@@ -87,15 +72,3 @@ class LocalCluster:
         kill_run_processes(self._run_id)
         if not self._keep_files:
             shutil.rmtree(self._root, ignore_errors=True)
-
-    def __enter__(self) -> LocalCluster:
-        self.setup()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.teardown()

@@ -32,13 +32,12 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from rift_chaos.errors import BackendUnavailable
+from rift_chaos.remote._cluster import ClusterBase
 from rift_chaos.remote._ip import have_ip, ip
 from rift_chaos.remote._process import ProcessRemote
 from rift_chaos.remote._protocol import CommandResult, Node
-from rift_chaos.remote._runid import new_run_id, validate_run_id
 from rift_chaos.remote.heal import bridge_namespace, control_link, heal, node_namespace
 
 __all__ = ["NetnsCluster", "NetnsRemote", "netns_available"]
@@ -105,7 +104,7 @@ def _disable_ipv6(namespace: str) -> None:
     )
 
 
-class NetnsCluster:
+class NetnsCluster(ClusterBase[NetnsRemote]):
     """Cluster of ``nodes`` network namespaces joined by a bridge, named by run id."""
 
     def __init__(
@@ -121,7 +120,7 @@ class NetnsCluster:
         reason = netns_available()
         if reason:
             raise BackendUnavailable(reason)
-        self._run_id = validate_run_id(run_id) if run_id else new_run_id()
+        super().__init__(run_id=run_id)
         self._root = (base or Path(tempfile.gettempdir())) / f"rift-{self._run_id}"
         self._keep_files = keep_files
         self.subnet = _pick_subnet(self._run_id)
@@ -141,22 +140,8 @@ class NetnsCluster:
         }
 
     @property
-    def run_id(self) -> str:
-        return self._run_id
-
-    @property
-    def nodes(self) -> tuple[Node, ...]:
-        return self._nodes
-
-    @property
     def root(self) -> Path:
         return self._root
-
-    def remote(self, node: str) -> NetnsRemote:
-        try:
-            return self._remotes[node]
-        except KeyError:
-            raise KeyError(f"no node {node!r} in run {self._run_id}") from None
 
     def setup(self) -> None:
         bridge = bridge_namespace(self._run_id)
@@ -197,15 +182,3 @@ class NetnsCluster:
         heal(self._run_id)
         if not self._keep_files:
             shutil.rmtree(self._root, ignore_errors=True)
-
-    def __enter__(self) -> NetnsCluster:
-        self.setup()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.teardown()

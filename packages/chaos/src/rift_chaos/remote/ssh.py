@@ -38,13 +38,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from rift_chaos.errors import BackendUnavailable, RemoteError
+from rift_chaos.remote._cluster import ClusterBase
 from rift_chaos.remote._docker_exec import ExecRemote
 from rift_chaos.remote._protocol import Node
-from rift_chaos.remote._runid import new_run_id, validate_run_id
 
 if TYPE_CHECKING:
     import paramiko
@@ -234,7 +233,7 @@ class SshRemote(ExecRemote):
         self._client.close()
 
 
-class SshCluster:
+class SshCluster(ClusterBase[SshRemote]):
     """The given hosts as nodes n1..nN (named as given); see the module docstring."""
 
     def __init__(
@@ -256,14 +255,13 @@ class SshCluster:
             raise BackendUnavailable(
                 "the ssh backend needs the `paramiko` Python package (pip install paramiko)"
             ) from None
-        self._run_id = validate_run_id(run_id) if run_id else new_run_id()
+        super().__init__(run_id=run_id)
         self._hosts = tuple(hosts)
         self._known_hosts = known_hosts
         self._accept_unknown = accept_unknown_host_keys
         self._nodes = tuple(
             Node(name=h.name, host=h.address, index=i) for i, h in enumerate(hosts, start=1)
         )
-        self._remotes: dict[str, SshRemote] = {}
 
     @classmethod
     def from_env(cls, *, nodes: int, run_id: str | None = None) -> SshCluster:
@@ -283,20 +281,6 @@ class SshCluster:
             known_hosts=Path(os.path.expanduser(str(known))) if known else None,
             accept_unknown_host_keys=bool(options.get("accept_unknown_host_keys", False)),
         )
-
-    @property
-    def run_id(self) -> str:
-        return self._run_id
-
-    @property
-    def nodes(self) -> tuple[Node, ...]:
-        return self._nodes
-
-    def remote(self, node: str) -> SshRemote:
-        try:
-            return self._remotes[node]
-        except KeyError:
-            raise KeyError(f"no node {node!r} in run {self._run_id}") from None
 
     def _connect(self, host: SshHost) -> paramiko.SSHClient:
         import paramiko
@@ -380,18 +364,6 @@ class SshCluster:
         self._remotes.clear()
         if errors:
             raise RemoteError(f"teardown of run {self._run_id}: {errors[0]}")
-
-    def __enter__(self) -> SshCluster:
-        self.setup()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.teardown()
 
 
 def _b64(text: str) -> bytes:
