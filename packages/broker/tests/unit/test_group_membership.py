@@ -415,6 +415,14 @@ def test_groups_of_unloaded_partitions_get_not_coordinator() -> None:
     assert not c.owns(group)
     (reply,) = c.heartbeat(request_id=1, group_id=group, member_id="m", generation_id=1, now_ms=0)
     assert reply.error == E.NOT_COORDINATOR  # type: ignore[union-attr]
+    assert c.describe_group(group) == (E.NOT_COORDINATOR, None)
+
+
+def test_describe_group_is_routed_like_every_group_request() -> None:
+    c = GroupCoordinator(num_partitions=1, config=NO_DELAY)
+    c.load(partition=0, records=[], now_ms=0)
+    assert c.describe_group("") == (E.INVALID_GROUP_ID, None)
+    assert c.describe_group("nobody") == (E.NONE, None)
 
 
 def test_unload_answers_waiting_requests_with_not_coordinator() -> None:

@@ -399,6 +399,13 @@ class GroupCoordinator:
         group = self._groups.get(group_id)
         return None if group is None else group_view(group)
 
+    def describe_group(self, group_id: str) -> tuple[E, GroupView | None]:
+        """DescribeGroups: (error, view), routed like every group request (an empty
+        id is invalid, a group of a partition not loaded here is NOT_COORDINATOR); the
+        view is None for a group that does not exist."""
+        error = self._route(group_id)
+        return error, self.describe(group_id) if error is E.NONE else None
+
     def committed(self, group_id: str) -> dict[tuple[str, int], OffsetValue]:
         """Durably committed offsets of ``group_id`` by (topic, partition)."""
         return self._offsets.committed(group_id)

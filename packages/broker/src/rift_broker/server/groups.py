@@ -341,13 +341,9 @@ class GroupDriver:
         )
 
     def describe(self, group_id: str) -> tuple[int, GroupView | None]:
-        """DescribeGroups: (error, view); the view is None for a group that does not exist."""
-        if not group_id:
-            return GroupErrorCode.INVALID_GROUP_ID, None
-        if not self.coordinator.owns(group_id):
-            return GroupErrorCode.NOT_COORDINATOR, None
+        """DescribeGroups: (error, view); see ``GroupCoordinator.describe_group``."""
         self._take(self.coordinator.tick(self._clock.now_ms()))  # expire what is due
-        return GroupErrorCode.NONE, self.coordinator.describe(group_id)
+        return self.coordinator.describe_group(group_id)
 
     def list_groups(self) -> list[GroupView]:
         """ListGroups: every group this driver serves."""
