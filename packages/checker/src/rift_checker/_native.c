@@ -186,6 +186,21 @@ per_tp(PyObject *list, Py_ssize_t tp)
     return PyList_GET_ITEM(list, tp);
 }
 
+/* reach_top[tp] and reach_done[tp], each a list. */
+static int
+reach_lists(ctx *c, Py_ssize_t tp, PyObject **tops, PyObject **dones)
+{
+    *tops = per_tp(c->reach_top, tp);
+    *dones = per_tp(c->reach_done, tp);
+    if (*tops == NULL || *dones == NULL)
+        return -1;
+    if (!PyList_Check(*tops) || !PyList_Check(*dones)) {
+        PyErr_SetString(PyExc_TypeError, "the reach lists of a partition are not lists");
+        return -1;
+    }
+    return 0;
+}
+
 static int
 list_append_new(PyObject *list, PyObject *item)
 {
@@ -247,9 +262,9 @@ acked(ctx *c, PyObject *p, Py_ssize_t tp, PyObject *tp_obj, long long offset,
         return -1;
     }
     Py_DECREF(pair);
-    PyObject *tops = per_tp(c->reach_top, tp), *dones = per_tp(c->reach_done, tp);
-    if (tops == NULL || dones == NULL || !PyList_Check(tops) || !PyList_Check(dones))
-        return tops && dones ? (PyErr_SetString(PyExc_TypeError, "reach lists"), -1) : -1;
+    PyObject *tops, *dones;
+    if (reach_lists(c, tp, &tops, &dones) < 0)
+        return -1;
     Py_ssize_t n = PyList_GET_SIZE(tops);
     int c_last = n ? cmp_int(offset, PyList_GET_ITEM(tops, n - 1)) : 1;
     if (c_last == -2)
@@ -334,8 +349,7 @@ acked(ctx *c, PyObject *p, Py_ssize_t tp, PyObject *tp_obj, long long offset,
 /* The fast path of an ok send. 1: folded in (run() then closes the op); 0: not taken
    (nothing changed); -1: error. */
 static int
-fast_send(ctx *c, PyObject *inv, PyObject *e, PyObject *p, long long op, long long inv_t,
-          long long t)
+fast_send(ctx *c, PyObject *inv, PyObject *e, PyObject *p, long long op, long long latency)
 {
     PyObject *iv = SLOT(inv, L_value), *dv = SLOT(e, L_value);
     if (iv == NULL || dv == NULL || Py_TYPE(iv) != Value_T || Py_TYPE(dv) != Value_T)
@@ -394,7 +408,7 @@ fast_send(ctx *c, PyObject *inv, PyObject *e, PyObject *p, long long op, long lo
     /* From here on it is the fast path's: record the send, fold it in. */
     PyObject *op_obj = SLOT(inv, L_index);
     int rc = PyDict_SetItem(c->sent, v, op_obj) < 0 ||
-                     count_ok(c, s_send, inv, e, &c->lat_send, &c->lat_send_arr, t - inv_t) < 0 ||
+                     count_ok(c, s_send, inv, e, &c->lat_send, &c->lat_send_arr, latency) < 0 ||
                      acked(c, p, (Py_ssize_t)tp, tp_obj, offset, offset_obj, v, op, op_obj,
                            SLOT(e, L_index)) < 0
                  ? -1
@@ -619,11 +633,8 @@ fold_read(ctx *c, PyObject *p, long long op, PyObject *op_obj, PyObject *records
             Py_DECREF(top_obj);
             goto done;
         }
-        PyObject *tops = per_tp(c->reach_top, (Py_ssize_t)tp);
-        PyObject *dones = per_tp(c->reach_done, (Py_ssize_t)tp);
-        if (tops == NULL || dones == NULL || !PyList_Check(tops) || !PyList_Check(dones)) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "reach lists");
+        PyObject *tops, *dones;
+        if (reach_lists(c, (Py_ssize_t)tp, &tops, &dones) < 0) {
             Py_DECREF(top_obj);
             goto done;
         }
@@ -652,8 +663,8 @@ done:
 
 /* The fast path of an ok poll or final read; as fast_send. */
 static int
-fast_read(ctx *c, PyObject *inv, PyObject *e, PyObject *p, long long op, long long inv_t,
-          long long t, int final)
+fast_read(ctx *c, PyObject *inv, PyObject *e, PyObject *p, long long op, long long latency,
+          int final)
 {
     PyObject *dv = SLOT(e, L_value);
     if (dv == NULL || Py_TYPE(dv) != Value_T)
@@ -672,7 +683,7 @@ fast_read(ctx *c, PyObject *inv, PyObject *e, PyObject *p, long long op, long lo
         if (r == NULL)
             return -1;
         Py_DECREF(r);
-    } else if (count_ok(c, s_poll, inv, e, &c->lat_poll, &c->lat_poll_arr, t - inv_t) < 0) {
+    } else if (count_ok(c, s_poll, inv, e, &c->lat_poll, &c->lat_poll_arr, latency) < 0) {
         return -1;
     }
     return fold_read(c, p, op, SLOT(inv, L_index), records, final, SLOT(e, L_index)) < 0 ? -1
@@ -880,11 +891,11 @@ run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (ok && Py_TYPE(inv) == ModelLine_T && as_i64(SLOT(inv, L_index), &op) && op >= 0 &&
             as_i64(SLOT(inv, L_time), &inv_t) && !__builtin_sub_overflow(t, inv_t, &latency)) {
             if (same_str(f, s_send))
-                r = fast_send(c, inv, e, p, op, inv_t, t);
+                r = fast_send(c, inv, e, p, op, latency);
             else if (same_str(f, s_poll))
-                r = fast_read(c, inv, e, p, op, inv_t, t, 0);
+                r = fast_read(c, inv, e, p, op, latency, 0);
             else if (same_str(f, s_final_read))
-                r = fast_read(c, inv, e, p, op, inv_t, t, 1);
+                r = fast_read(c, inv, e, p, op, latency, 1);
         }
         if (r > 0) { /* folded in: the op is done (its invoke held by inv until now) */
             Py_INCREF(inv);
@@ -1033,21 +1044,22 @@ setup(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!O!OOOOOO", &PyType_Type, &ml, &PyType_Type, &val, &unset,
                           &grow, &swb, &pwb, &fold, &observe))
         return NULL;
-    if (member_offset((PyTypeObject *)ml, "index", &L_index) < 0 ||
-        member_offset((PyTypeObject *)ml, "time", &L_time) < 0 ||
-        member_offset((PyTypeObject *)ml, "type", &L_type) < 0 ||
-        member_offset((PyTypeObject *)ml, "process", &L_process) < 0 ||
-        member_offset((PyTypeObject *)ml, "f", &L_f) < 0 ||
-        member_offset((PyTypeObject *)ml, "value", &L_value) < 0 ||
-        member_offset((PyTypeObject *)ml, "error", &L_error) < 0 ||
-        member_offset((PyTypeObject *)val, "topic", &V_topic) < 0 ||
-        member_offset((PyTypeObject *)val, "partition", &V_partition) < 0 ||
-        member_offset((PyTypeObject *)val, "offset", &V_offset) < 0 ||
-        member_offset((PyTypeObject *)val, "value", &V_value) < 0 ||
-        member_offset((PyTypeObject *)val, "records", &V_records) < 0 ||
-        member_offset((PyTypeObject *)val, "assigned", &V_assigned) < 0 ||
-        member_offset((PyTypeObject *)val, "log_start", &V_log_start) < 0)
-        return NULL;
+    struct {
+        PyObject *type;
+        const char *name;
+        Py_ssize_t *offset;
+    } fields[] = {
+        {ml, "index", &L_index},         {ml, "time", &L_time},
+        {ml, "type", &L_type},           {ml, "process", &L_process},
+        {ml, "f", &L_f},                 {ml, "value", &L_value},
+        {ml, "error", &L_error},         {val, "topic", &V_topic},
+        {val, "partition", &V_partition}, {val, "offset", &V_offset},
+        {val, "value", &V_value},        {val, "records", &V_records},
+        {val, "assigned", &V_assigned},  {val, "log_start", &V_log_start},
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (member_offset((PyTypeObject *)fields[i].type, fields[i].name, fields[i].offset) < 0)
+            return NULL;
     Py_XSETREF(ModelLine_T, (PyTypeObject *)Py_NewRef(ml));
     Py_XSETREF(Value_T, (PyTypeObject *)Py_NewRef(val));
     Py_XSETREF(UNSET, Py_NewRef(unset));
